@@ -1,0 +1,182 @@
+// CPU kernel of tensor_quant / fake_tensor_quant: one fused pass (quantize, optional STE mask,
+// negative-input check), vectorised inner loops, at::parallel_for over chunks.
+
+#include <ATen/Dispatch.h>
+#include <ATen/Functions.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <atomic>
+#include <type_traits>
+
+#include "ops/cpu/cpu_kernels.h"
+#include "ops/cpu/quant_math.h"
+#include "ops/quant_common.h"
+
+namespace torchquant {
+namespace detail {
+namespace {
+
+constexpr int64_t kGrain = 32768;
+// Per-channel rows shorter than this run through the periodic path (scale arrays repeated).
+constexpr int64_t kMinRow = 64;
+
+template <typename scalar_t, typename acc_t>
+struct Span {
+  const scalar_t* x;
+  scalar_t* y;
+  bool* mask;
+  int64_t n;
+  const acc_t* scale_mul;  // one value, or n values when vec
+  const acc_t* scale_div;
+  const acc_t* amax;
+  acc_t lo;
+  acc_t hi;
+};
+
+template <typename scalar_t, typename acc_t, bool kFake, bool kMask, bool kVec>
+C10_ALWAYS_INLINE int quant_span(const Span<scalar_t, acc_t>& s) {
+  const scalar_t* __restrict x = s.x;
+  scalar_t* __restrict y = s.y;
+  bool* __restrict m = s.mask;
+  const acc_t* __restrict smul = s.scale_mul;
+  const acc_t* __restrict sdiv = s.scale_div;
+  const acc_t* __restrict amax = s.amax;
+  const acc_t smul0 = smul[0], sdiv0 = sdiv[0], amax0 = amax[0], lo = s.lo, hi = s.hi;
+  const int64_t n = s.n;
+  int neg = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const acc_t xi = static_cast<acc_t>(x[i]);
+    const acc_t q = round_half_even_small(clamp_keep_nan(xi * (kVec ? smul[i] : smul0), lo, hi));
+    if constexpr (!kFake) {
+      y[i] = static_cast<scalar_t>(q);
+    } else if constexpr (std::is_same<scalar_t, c10::Half>::value) {
+      // Upstream divides in fp16: q.half() / scale.half().
+      y[i] = static_cast<scalar_t>(static_cast<acc_t>(static_cast<scalar_t>(q)) /
+                                   (kVec ? sdiv[i] : sdiv0));
+    } else {
+      y[i] = static_cast<scalar_t>(q / (kVec ? sdiv[i] : sdiv0));
+    }
+    if constexpr (kMask) m[i] = std::abs(xi) <= (kVec ? amax[i] : amax0);
+    neg |= xi < acc_t(0);
+  }
+  return neg;
+}
+
+template <typename scalar_t, typename acc_t, bool kFake, bool kMask>
+C10_ALWAYS_INLINE int select_vec(const Span<scalar_t, acc_t>& s, bool vec) {
+  return vec ? quant_span<scalar_t, acc_t, kFake, kMask, true>(s)
+             : quant_span<scalar_t, acc_t, kFake, kMask, false>(s);
+}
+
+template <typename scalar_t, typename acc_t, bool kFake>
+C10_ALWAYS_INLINE int select_mask(const Span<scalar_t, acc_t>& s, bool vec) {
+  return s.mask != nullptr ? select_vec<scalar_t, acc_t, kFake, true>(s, vec)
+                           : select_vec<scalar_t, acc_t, kFake, false>(s, vec);
+}
+
+template <typename scalar_t, typename acc_t>
+C10_ALWAYS_INLINE int run_span(const Span<scalar_t, acc_t>& s, bool fake, bool vec) {
+  return fake ? select_mask<scalar_t, acc_t, true>(s, vec)
+              : select_mask<scalar_t, acc_t, false>(s, vec);
+}
+
+// float32 is the hot path: compiled for AVX2 and baseline x86-64, picked at load time.
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+__attribute__((target_clones("avx2", "default")))
+#endif
+int run_span_f32(const Span<float, float>& s, bool fake, bool vec) {
+  return run_span<float, float>(s, fake, vec);
+}
+
+template <typename scalar_t, typename acc_t>
+int dispatch_span(const Span<scalar_t, acc_t>& s, bool fake, bool vec) {
+  if constexpr (std::is_same<scalar_t, float>::value) {
+    return run_span_f32(s, fake, vec);
+  } else {
+    return run_span<scalar_t, acc_t>(s, fake, vec);
+  }
+}
+
+template <typename scalar_t>
+bool quant_cpu_typed(const at::Tensor& x, const QuantParams& p, bool fake, const at::Tensor& out,
+                     const at::Tensor& mask) {
+  using acc_t = std::conditional_t<std::is_same<scalar_t, double>::value, double, float>;
+  const ChannelLayout& L = p.layout;
+  const int64_t n = x.numel();
+  at::Tensor smul = p.scale_mul, sdiv = p.scale_div, amax = p.amax;
+  bool rows = false;
+  int64_t period = 1;  // length of the repeating scale pattern in the periodic path
+  if (L.kind == ChannelLayout::Kind::kGeneral) {
+    period = n;
+  } else if (L.kind == ChannelLayout::Kind::kPerChannel) {
+    if (L.inner >= kMinRow) {
+      rows = true;
+    } else {
+      period = L.channels * L.inner;
+      if (L.inner > 1) {
+        smul = smul.repeat_interleave(L.inner);
+        sdiv = sdiv.repeat_interleave(L.inner);
+        amax = amax.repeat_interleave(L.inner);
+      }
+    }
+  }
+  const scalar_t* xp = x.const_data_ptr<scalar_t>();
+  scalar_t* yp = out.data_ptr<scalar_t>();
+  bool* mp = mask.defined() ? mask.data_ptr<bool>() : nullptr;
+  const acc_t* smp = smul.const_data_ptr<acc_t>();
+  const acc_t* sdp = sdiv.const_data_ptr<acc_t>();
+  const acc_t* amp = amax.const_data_ptr<acc_t>();
+  const acc_t lo = static_cast<acc_t>(p.min_bound), hi = static_cast<acc_t>(p.max_bound);
+  std::atomic<int> negative{0};
+
+  auto span = [&](int64_t begin, int64_t len, int64_t ch, bool vec) {
+    Span<scalar_t, acc_t> s{xp + begin, yp + begin, mp != nullptr ? mp + begin : nullptr,
+                            len,        smp + ch,   sdp + ch,
+                            amp + ch,   lo,         hi};
+    return dispatch_span<scalar_t, acc_t>(s, fake, vec);
+  };
+  if (rows) {
+    const int64_t inner = L.inner, channels = L.channels;
+    at::parallel_for(0, L.outer * channels, std::max<int64_t>(1, kGrain / inner),
+                     [&](int64_t rb, int64_t re) {
+                       int neg = 0;
+                       for (int64_t r = rb; r < re; ++r) {
+                         neg |= span(r * inner, inner, r % channels, false);
+                       }
+                       negative.fetch_or(neg);
+                     });
+  } else {
+    const bool vec = period > 1;
+    at::parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) {
+      int neg = 0;
+      for (int64_t i = b; i < e;) {
+        const int64_t off = vec ? i % period : 0;
+        const int64_t len = vec ? std::min(e - i, period - off) : e - i;
+        neg |= span(i, len, off, vec);
+        i += len;
+      }
+      negative.fetch_or(neg);
+    });
+  }
+  return negative.load() != 0;
+}
+
+bool quant_kernel_cpu(const at::Tensor& x, const QuantParams& p, bool fake, const at::Tensor& out,
+                      const at::Tensor& mask) {
+  bool negative = false;
+  AT_DISPATCH_FLOATING_TYPES_AND2(
+      at::kHalf, at::kBFloat16, x.scalar_type(), "tensor_quant_cpu",
+      [&] { negative = quant_cpu_typed<scalar_t>(x, p, fake, out, mask); });
+  return negative;
+}
+
+}  // namespace
+}  // namespace detail
+}  // namespace torchquant
+
+TORCH_LIBRARY_IMPL(torchquant, CPU, m) {
+  using namespace torchquant::detail;
+  register_quant_kernels<quant_kernel_cpu, e4m3_kernel_cpu, ste_backward_cpu>(m);
+}

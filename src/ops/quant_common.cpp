@@ -1,0 +1,217 @@
+#include "ops/quant_common.h"
+
+#include <ATen/Functions.h>
+#include <ATen/core/grad_mode.h>
+
+#include <cmath>
+#include <vector>
+
+namespace torchquant {
+namespace detail {
+
+bool needs_grad(const at::Tensor& t) {
+  return t.defined() && t.requires_grad() && at::GradMode::is_enabled();
+}
+
+IntBounds int_bounds(const char* fn, int64_t num_bits, bool is_unsigned, bool narrow_range) {
+  const int64_t lowest = is_unsigned ? 1 : 2;
+  TORCH_CHECK(
+      num_bits >= lowest && num_bits <= 16, fn, ": num_bits must be in [", lowest, ", 16] for ",
+      (is_unsigned ? "unsigned" : "signed"), " quantization, got ", num_bits,
+      (num_bits == 1 && !is_unsigned ? " (1-bit signed leaves the empty range [0, 0])" : ""));
+  const double max_bound = std::ldexp(1.0, static_cast<int>(num_bits - 1 + is_unsigned)) - 1.0;
+  const double min_bound = is_unsigned ? 0.0 : (narrow_range ? -max_bound : -max_bound - 1.0);
+  return {min_bound, max_bound};
+}
+
+void check_floating(const char* fn, const char* what, const at::Tensor& t) {
+  TORCH_CHECK(t.defined(), fn, ": ", what, " is an undefined tensor");
+  const auto st = t.scalar_type();
+  TORCH_CHECK(st == at::kFloat || st == at::kDouble || st == at::kHalf || st == at::kBFloat16, fn,
+              ": ", what, " must be float32, float64, float16 or bfloat16, got ", st);
+}
+
+namespace {
+
+ChannelLayout find_layout(const char* fn, at::IntArrayRef in_sizes, at::IntArrayRef amax_sizes) {
+  const int64_t rank = static_cast<int64_t>(in_sizes.size());
+  const int64_t arank = static_cast<int64_t>(amax_sizes.size());
+  bool ok = arank <= rank;
+  std::vector<int64_t> non_unit;
+  for (int64_t i = 0; ok && i < arank; ++i) {
+    const int64_t a = amax_sizes[arank - 1 - i];
+    const int64_t d = rank - 1 - i;
+    if (a == 1) continue;
+    if (a != in_sizes[d]) ok = false;
+    non_unit.push_back(d);
+  }
+  TORCH_CHECK(ok, fn, ": amax of shape ", amax_sizes, " does not broadcast to inputs of shape ",
+              in_sizes,
+              "; expected a 0-d or one-element amax (per tensor) or one with size 1 in "
+              "every dim but the channel dim (e.g. [C,1,1,1])");
+  ChannelLayout layout;
+  if (non_unit.empty()) return layout;
+  if (non_unit.size() > 1) {
+    layout.kind = ChannelLayout::Kind::kGeneral;
+    return layout;
+  }
+  const int64_t d = non_unit[0];
+  layout.kind = ChannelLayout::Kind::kPerChannel;
+  layout.channels = in_sizes[d];
+  for (int64_t i = 0; i < d; ++i) layout.outer *= in_sizes[i];
+  for (int64_t i = d + 1; i < rank; ++i) layout.inner *= in_sizes[i];
+  return layout;
+}
+
+// Lays a per-amax-element tensor out the way the kernels read it.
+at::Tensor kernel_view(const at::Tensor& t, const ChannelLayout& layout, at::IntArrayRef in_sizes) {
+  if (layout.kind == ChannelLayout::Kind::kGeneral) {
+    return t.expand(in_sizes).contiguous().reshape({-1});
+  }
+  return t.reshape({-1}).contiguous();
+}
+
+void check_amax_values(const char* fn, const at::Tensor& amax) {
+  const double amin = amax.min().item<double>();
+  TORCH_CHECK(!std::isnan(amin), fn, ": amax contains NaN; expected finite non-negative values");
+  TORCH_CHECK(amin >= 0, fn, ": amax must be non-negative, got a minimum of ", amin);
+}
+
+}  // namespace
+
+IntBounds check_quant_args(const char* fn, const at::Tensor& inputs, const at::Tensor& amax,
+                           int64_t num_bits, bool is_unsigned, bool narrow_range) {
+  check_floating(fn, "inputs", inputs);
+  check_floating(fn, "amax", amax);
+  TORCH_CHECK(amax.device() == inputs.device(), fn, ": amax is on ", amax.device(),
+              " but inputs are on ", inputs.device(), "; expected both on the same device");
+  TORCH_CHECK(amax.numel() > 0, fn, ": amax is empty; expected at least one value");
+  find_layout(fn, inputs.sizes(), amax.sizes());
+  return int_bounds(fn, num_bits, is_unsigned, narrow_range);
+}
+
+QuantParams prepare_quant_params(const char* fn, const at::Tensor& inputs, const at::Tensor& amax,
+                                 int64_t num_bits, bool is_unsigned, bool narrow_range, bool fake) {
+  const IntBounds bounds = check_quant_args(fn, inputs, amax, num_bits, is_unsigned, narrow_range);
+  QuantParams p;
+  p.layout = find_layout(fn, inputs.sizes(), amax.sizes());
+  check_amax_values(fn, amax);
+  p.min_bound = bounds.min_bound;
+  p.max_bound = bounds.max_bound;
+  p.check_negative = is_unsigned;
+
+  // The scale is a true float division in amax's precision (fp32 for 16-bit amax), as upstream.
+  const bool reduced = amax.scalar_type() == at::kHalf || amax.scalar_type() == at::kBFloat16;
+  const at::Tensor amax_s = reduced ? amax.to(at::kFloat) : amax;
+  const at::Tensor scale = at::full_like(amax_s, bounds.max_bound).div_(amax_s);
+  const at::Tensor zero = amax_s.le(kZeroAmaxThreshold);
+  const at::Tensor scale_div = scale.masked_fill(zero, 1.0);
+  const auto in_type = inputs.scalar_type();
+  if (!fake && in_type == at::kHalf) {
+    const double smax = scale_div.max().item<double>();
+    TORCH_CHECK(smax <= 65504.0, fn, ": scale ", smax,
+                " (max_bound / amax) overflows float16 for "
+                "the smallest amax ",
+                amax.min().item<double>(), "; use a larger amax or a float32 input");
+  }
+  p.returned_scale = scale_div.to(in_type);
+
+  const auto acc = in_type == at::kDouble ? at::kDouble : at::kFloat;
+  const auto sizes = inputs.sizes();
+  p.amax = kernel_view(amax_s.to(acc), p.layout, sizes);
+  p.scale_mul = kernel_view(scale.masked_fill(zero, 0.0).to(acc), p.layout, sizes);
+  // fp16 fake quant divides in fp16 (q.half() / scale.half()), as upstream.
+  const at::Tensor div = in_type == at::kHalf ? scale_div.to(at::kHalf).to(acc) : scale_div.to(acc);
+  p.scale_div = kernel_view(div, p.layout, sizes);
+  return p;
+}
+
+namespace {
+
+at::Tensor prepare_out(const char* fn, const at::Tensor& inputs, const at::Tensor* out) {
+  if (out == nullptr) return at::empty(inputs.sizes(), inputs.options());
+  TORCH_CHECK(out->scalar_type() == inputs.scalar_type() && out->device() == inputs.device(), fn,
+              ": out must have the dtype and device of inputs (", inputs.scalar_type(), " on ",
+              inputs.device(), "), got ", out->scalar_type(), " on ", out->device());
+  TORCH_CHECK(out->sizes() == inputs.sizes(), fn, ": out has shape ", out->sizes(),
+              " but inputs have shape ", inputs.sizes());
+  return out->is_contiguous() ? *out : at::empty(inputs.sizes(), inputs.options());
+}
+
+void finish_out(const at::Tensor& computed, const at::Tensor* out) {
+  if (out != nullptr && !computed.is_same(*out)) out->copy_(computed);
+}
+
+}  // namespace
+
+QuantResult run_quant(const char* fn, QuantKernelFn kernel, const at::Tensor& inputs,
+                      const at::Tensor& amax, int64_t num_bits, bool is_unsigned, bool narrow_range,
+                      bool fake, bool want_mask, const at::Tensor* out) {
+  QuantParams p = prepare_quant_params(fn, inputs, amax, num_bits, is_unsigned, narrow_range, fake);
+  const bool aliased = out != nullptr && out->is_same(inputs);
+  if (p.check_negative && (aliased || !inputs.device().is_cpu()) && inputs.numel() > 0) {
+    // Checked before writing so that an in-place call loses nothing.
+    TORCH_CHECK(!inputs.lt(0).any().item<bool>(), fn,
+                ": negative values in inputs with unsigned=true; expected inputs >= 0");
+    p.check_negative = false;
+  }
+  const at::Tensor x = inputs.contiguous();
+  QuantResult r;
+  r.out = prepare_out(fn, inputs, out);
+  r.scale = p.returned_scale;
+  if (want_mask) r.mask = at::empty(inputs.sizes(), inputs.options().dtype(at::kBool));
+  if (inputs.numel() > 0) {
+    const bool negative = kernel(x, p, fake, r.out, r.mask);
+    TORCH_CHECK(!(p.check_negative && negative), fn,
+                ": negative values in inputs with unsigned=true; expected inputs >= 0");
+  }
+  finish_out(r.out, out);
+  if (out != nullptr) r.out = *out;
+  return r;
+}
+
+QuantResult run_e4m3(const char* fn, E4m3KernelFn kernel, const at::Tensor& inputs,
+                     const c10::optional<at::Tensor>& amax, int64_t E, int64_t M, bool want_mask) {
+  check_floating(fn, "inputs", inputs);
+  TORCH_CHECK(E == 4 && M == 3, fn, ": only the E4M3 format (E=4, M=3) is supported, got E=", E,
+              ", M=", M);
+  float scale = 1.0f;
+  bool zero = false;
+  float mask_amax = 448.0f;
+  if (amax.has_value() && amax->defined()) {
+    check_floating(fn, "amax", *amax);
+    TORCH_CHECK(amax->device() == inputs.device(), fn, ": amax is on ", amax->device(),
+                " but inputs are on ", inputs.device(), "; expected both on the same device");
+    TORCH_CHECK(amax->numel() == 1, fn,
+                ": amax must hold one value (per-tensor scaling only), "
+                "got shape ",
+                amax->sizes());
+    check_amax_values(fn, *amax);
+    const float a = amax->item<float>();
+    mask_amax = a;
+    zero = a <= kZeroAmaxThreshold;
+    // A true float32 division, like the integer path's max_bound / amax.
+    scale = zero ? 1.0f : 448.0f / a;
+  }
+  QuantResult r;
+  r.out = at::empty(inputs.sizes(), inputs.options());
+  if (want_mask) r.mask = at::empty(inputs.sizes(), inputs.options().dtype(at::kBool));
+  if (inputs.numel() > 0) kernel(inputs.contiguous(), scale, zero, mask_amax, r.out, r.mask);
+  return r;
+}
+
+at::Tensor run_ste_backward(SteBackwardFn kernel, const at::Tensor& grad, const at::Tensor& mask) {
+  constexpr const char* fn = "torchquant::_ste_backward";
+  check_floating(fn, "grad", grad);
+  TORCH_CHECK(mask.scalar_type() == at::kBool, fn, ": mask must be bool, got ", mask.scalar_type());
+  TORCH_CHECK(grad.sizes() == mask.sizes(), fn, ": grad of shape ", grad.sizes(),
+              " does not match the mask of shape ", mask.sizes());
+  TORCH_CHECK(grad.device() == mask.device(), fn, ": grad is on ", grad.device(),
+              " but the mask is on ", mask.device());
+  at::Tensor grad_input = at::empty(grad.sizes(), grad.options());
+  if (grad.numel() > 0) kernel(grad.contiguous(), mask.contiguous(), grad_input);
+  return grad_input;
+}
+
+}  // namespace detail
+}  // namespace torchquant

@@ -1,0 +1,41 @@
+#pragma once
+// Typed dispatcher calls of the torchquant ops (schemas in quant_ops.cpp).
+
+#include <ATen/core/Tensor.h>
+#include <c10/util/Optional.h>
+
+#include <tuple>
+
+namespace torchquant {
+namespace ops {
+
+std::tuple<at::Tensor, at::Tensor> tensor_quant(const at::Tensor& inputs, const at::Tensor& amax,
+                                                int64_t num_bits, bool is_unsigned,
+                                                bool narrow_range);
+at::Tensor fake_tensor_quant(const at::Tensor& inputs, const at::Tensor& amax, int64_t num_bits,
+                             bool is_unsigned, bool narrow_range);
+at::Tensor& fake_tensor_quant_out(const at::Tensor& inputs, const at::Tensor& amax,
+                                  int64_t num_bits, bool is_unsigned, bool narrow_range,
+                                  at::Tensor& out);
+at::Tensor& fake_tensor_quant_(at::Tensor& inputs, const at::Tensor& amax, int64_t num_bits,
+                               bool is_unsigned, bool narrow_range);
+std::tuple<at::Tensor, at::Tensor, at::Tensor> tensor_quant_with_mask(const at::Tensor& inputs,
+                                                                      const at::Tensor& amax,
+                                                                      int64_t num_bits,
+                                                                      bool is_unsigned,
+                                                                      bool narrow_range);
+std::tuple<at::Tensor, at::Tensor> fake_tensor_quant_with_mask(const at::Tensor& inputs,
+                                                               const at::Tensor& amax,
+                                                               int64_t num_bits, bool is_unsigned,
+                                                               bool narrow_range);
+at::Tensor fake_affine_tensor_quant(const at::Tensor& inputs, const at::Tensor& min_range,
+                                    const at::Tensor& max_range, int64_t num_bits);
+at::Tensor scaled_e4m3(const at::Tensor& inputs, const c10::optional<at::Tensor>& amax, int64_t E,
+                       int64_t M);
+std::tuple<at::Tensor, at::Tensor> scaled_e4m3_with_mask(const at::Tensor& inputs,
+                                                         const c10::optional<at::Tensor>& amax,
+                                                         int64_t E, int64_t M);
+at::Tensor ste_backward(const at::Tensor& grad, const at::Tensor& mask);
+
+}  // namespace ops
+}  // namespace torchquant

@@ -1,0 +1,167 @@
+// Quantization ops against their baselines, in one binary and one run:
+//   Copy            a streaming copy of the same tensor into a preallocated output (the floor)
+//   Aten            ATen's fake_quantize_per_tensor_affine / _per_channel_affine (+ backward)
+//   Recipe          pytorch_quantization's CPU recipe as separate ATen ops (+ where() backward)
+//   TorchQuant      torchquant::fake_tensor_quant (fresh output, preallocated output, + backward)
+// fp32, 64x256x32x32 (16M elements), per tensor and per channel (axis 1); the argument is the
+// number of intra-op threads. docs/benchmarks.md is generated from this by scripts/bench-report.py.
+
+#include <ATen/Functions.h>
+#include <ATen/Parallel.h>
+#include <ATen/TensorOperators.h>
+#include <benchmark/benchmark.h>
+#include <torch/csrc/autograd/autograd.h>
+#include <torchquant/tensor_quant.h>
+
+#include <cmath>
+
+namespace {
+
+struct Data {
+  at::Tensor x, grad_out, out, amax_tensor, amax_channel;
+  Data() {
+    at::manual_seed(0);
+    x = at::randn({64, 256, 32, 32});
+    grad_out = at::randn_like(x);
+    out = at::empty_like(x);
+    amax_tensor = x.abs().max() * 0.9;
+    amax_channel = x.abs().amax({0, 2, 3}, true) * 0.9;
+  }
+};
+
+Data& data() {
+  static Data d;
+  return d;
+}
+
+const at::Tensor& amax_of(bool per_channel) {
+  return per_channel ? data().amax_channel : data().amax_tensor;
+}
+
+void setup(benchmark::State& state) {
+  at::set_num_threads(static_cast<int>(state.range(0)));
+  data();
+}
+
+void finish(benchmark::State& state) {
+  state.SetBytesProcessed(state.iterations() * data().x.numel() * 4);
+}
+
+void BM_Copy(benchmark::State& state) {
+  setup(state);
+  for (auto _ : state) {
+    data().out.copy_(data().x);
+    benchmark::ClobberMemory();
+  }
+  finish(state);
+}
+
+// Gradient of x after a backward of `forward(x)` with grad_out; the grad is dropped each time so
+// that AccumulateGrad takes the buffer instead of adding into it.
+template <typename F>
+void forward_backward(benchmark::State& state, F forward) {
+  at::Tensor x = data().x.detach().requires_grad_(true);
+  for (auto _ : state) {
+    at::Tensor y = forward(x);
+    y.backward(data().grad_out);
+    benchmark::DoNotOptimize(x.grad().data_ptr());
+    x.mutable_grad().reset();
+  }
+}
+
+at::Tensor aten_fake_quant(const at::Tensor& x, bool per_channel) {
+  if (!per_channel) {
+    return at::fake_quantize_per_tensor_affine(x, amax_of(false).item<double>() / 127.0, 0, -127,
+                                               127);
+  }
+  const at::Tensor scale = (amax_of(true).reshape({-1}) / 127.0).contiguous();
+  const at::Tensor zero = at::zeros({scale.numel()}, at::kInt);
+  return at::fake_quantize_per_channel_affine(x, scale, zero, 1, -127, 127);
+}
+
+at::Tensor recipe_fake_quant(const at::Tensor& x, const at::Tensor& amax) {
+  const at::Tensor scale = at::full_like(amax, 127.0) / amax;
+  return at::clamp(at::round(x * scale), -127, 127) / scale;
+}
+
+void BM_Aten_Fwd(benchmark::State& state, bool per_channel) {
+  setup(state);
+  for (auto _ : state) benchmark::DoNotOptimize(aten_fake_quant(data().x, per_channel).data_ptr());
+  finish(state);
+}
+
+void BM_Aten_FwdBwd(benchmark::State& state, bool per_channel) {
+  setup(state);
+  forward_backward(state, [&](const at::Tensor& x) { return aten_fake_quant(x, per_channel); });
+  finish(state);
+}
+
+void BM_Recipe_Fwd(benchmark::State& state, bool per_channel) {
+  setup(state);
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(recipe_fake_quant(data().x, amax_of(per_channel)).data_ptr());
+  }
+  finish(state);
+}
+
+void BM_Recipe_FwdBwd(benchmark::State& state, bool per_channel) {
+  setup(state);
+  const at::Tensor& amax = amax_of(per_channel);
+  for (auto _ : state) {
+    const at::Tensor y = recipe_fake_quant(data().x, amax);  // forward keeps x for backward
+    const at::Tensor g = at::where(data().x.abs() <= amax, data().grad_out, at::zeros({1}));
+    benchmark::DoNotOptimize(y.data_ptr());
+    benchmark::DoNotOptimize(g.data_ptr());
+  }
+  finish(state);
+}
+
+void BM_TorchQuant_Fwd(benchmark::State& state, bool per_channel) {
+  setup(state);
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(
+        torchquant::fake_tensor_quant(data().x, amax_of(per_channel)).data_ptr());
+  }
+  finish(state);
+}
+
+void BM_TorchQuant_FwdPrealloc(benchmark::State& state, bool per_channel) {
+  setup(state);
+  for (auto _ : state) {
+    torchquant::fake_tensor_quant_out(data().out, data().x, amax_of(per_channel));
+    benchmark::ClobberMemory();
+  }
+  finish(state);
+}
+
+void BM_TorchQuant_FwdBwd(benchmark::State& state, bool per_channel) {
+  setup(state);
+  forward_backward(state, [&](const at::Tensor& x) {
+    return torchquant::fake_tensor_quant(x, amax_of(per_channel));
+  });
+  finish(state);
+}
+
+void threads(benchmark::internal::Benchmark* b) {
+  b->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.5);
+}
+
+BENCHMARK(BM_Copy)->Apply(threads);
+BENCHMARK_CAPTURE(BM_TorchQuant_Fwd, PerTensor, false)->Apply(threads);
+BENCHMARK_CAPTURE(BM_TorchQuant_FwdPrealloc, PerTensor, false)->Apply(threads);
+BENCHMARK_CAPTURE(BM_TorchQuant_FwdBwd, PerTensor, false)->Apply(threads);
+BENCHMARK_CAPTURE(BM_Aten_Fwd, PerTensor, false)->Apply(threads);
+BENCHMARK_CAPTURE(BM_Aten_FwdBwd, PerTensor, false)->Apply(threads);
+BENCHMARK_CAPTURE(BM_Recipe_Fwd, PerTensor, false)->Apply(threads);
+BENCHMARK_CAPTURE(BM_Recipe_FwdBwd, PerTensor, false)->Apply(threads);
+BENCHMARK_CAPTURE(BM_TorchQuant_Fwd, PerChannel, true)->Apply(threads);
+BENCHMARK_CAPTURE(BM_TorchQuant_FwdPrealloc, PerChannel, true)->Apply(threads);
+BENCHMARK_CAPTURE(BM_TorchQuant_FwdBwd, PerChannel, true)->Apply(threads);
+BENCHMARK_CAPTURE(BM_Aten_Fwd, PerChannel, true)->Apply(threads);
+BENCHMARK_CAPTURE(BM_Aten_FwdBwd, PerChannel, true)->Apply(threads);
+BENCHMARK_CAPTURE(BM_Recipe_Fwd, PerChannel, true)->Apply(threads);
+BENCHMARK_CAPTURE(BM_Recipe_FwdBwd, PerChannel, true)->Apply(threads);
+
+}  // namespace
+
+BENCHMARK_MAIN();

@@ -1,0 +1,29 @@
+#include "test_helpers.h"
+
+#include <ATen/Functions.h>
+#include <ATen/Parallel.h>
+#include <ATen/TensorOperators.h>
+
+#include <cmath>
+
+namespace torchquant {
+namespace testing {
+
+at::Tensor with_threads(int threads, const std::function<at::Tensor()>& fn) {
+  const int before = at::get_num_threads();
+  at::set_num_threads(threads);
+  at::Tensor out = fn();
+  at::set_num_threads(before);
+  return out;
+}
+
+at::Tensor aten_fake_quant_recipe(const at::Tensor& x, const at::Tensor& amax, int64_t num_bits,
+                                  bool is_unsigned, bool narrow_range) {
+  const double max_bound = std::ldexp(1.0, static_cast<int>(num_bits - 1 + is_unsigned)) - 1.0;
+  const double min_bound = is_unsigned ? 0.0 : (narrow_range ? -max_bound : -max_bound - 1.0);
+  const at::Tensor scale = at::full_like(amax, max_bound) / amax;
+  return at::clamp(at::round(x * scale), min_bound, max_bound) / scale;
+}
+
+}  // namespace testing
+}  // namespace torchquant

@@ -1,0 +1,37 @@
+#pragma once
+// Helpers shared by the unit tests.
+
+#include <ATen/core/Tensor.h>
+#include <c10/util/Exception.h>
+#include <gtest/gtest.h>
+
+#include <functional>
+#include <string>
+
+namespace torchquant {
+namespace testing {
+
+/// Expects `fn` to throw a c10::Error whose message contains every one of `parts`.
+inline void expect_error(const std::function<void()>& fn,
+                         std::initializer_list<std::string> parts) {
+  try {
+    fn();
+    ADD_FAILURE() << "expected an error containing \"" << *parts.begin() << "\"";
+  } catch (const c10::Error& e) {
+    const std::string msg = e.what_without_backtrace();
+    for (const auto& p : parts) {
+      EXPECT_NE(msg.find(p), std::string::npos) << "message: " << msg << "\nmissing: " << p;
+    }
+  }
+}
+
+/// Runs `fn` with the intra-op thread pool set to `threads`, restoring it afterwards.
+at::Tensor with_threads(int threads, const std::function<at::Tensor()>& fn);
+
+/// pytorch_quantization's CPU recipe as separate ATen ops (scale = max_bound / amax as a tensor
+/// division, clamp(round(x * scale)), / scale), the baseline of tests and benchmarks.
+at::Tensor aten_fake_quant_recipe(const at::Tensor& x, const at::Tensor& amax, int64_t num_bits,
+                                  bool is_unsigned, bool narrow_range);
+
+}  // namespace testing
+}  // namespace torchquant
