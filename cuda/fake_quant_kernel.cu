@@ -156,7 +156,7 @@ __global__ void e4m3_kernel(const scalar_t* __restrict__ x, scalar_t* __restrict
        i += static_cast<int64_t>(blockDim.x) * gridDim.x) {
     const acc_t xi = static_cast<acc_t>(x[i]);
     acc_t v = 0;
-    if (!zero && fabs(xi) >= tiny) {
+    if (!(zero || fabs(xi) < tiny)) {     // written so that NaN goes through and stays NaN (as CPU)
       const __nv_fp8_e4m3 q(xi * scale);  // round to nearest even, saturating (__NV_SATFINITE)
       v = static_cast<acc_t>(static_cast<float>(q)) / scale;
     }

@@ -183,6 +183,10 @@ TEST(TensorQuant, InPlaceUnsignedErrorLeavesInputUnchanged) {
   expect_error([&] { fake_tensor_quant_(x, torch::tensor(1.0f), 8, true); },
                {"torchquant::fake_tensor_quant_", "negative values", "unsigned=true"});
   EXPECT_TRUE(torch::equal(x, before));
+  at::Tensor view_out = x.view({3});  // another tensor over the same memory
+  expect_error([&] { fake_tensor_quant_out(view_out, x, torch::tensor(1.0f), 8, true); },
+               {"negative values"});
+  EXPECT_TRUE(torch::equal(x, before));
 }
 
 TEST(TensorQuant, StraightThroughGradient) {

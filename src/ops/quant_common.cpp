@@ -148,7 +148,7 @@ QuantResult run_quant(const char* fn, QuantKernelFn kernel, const at::Tensor& in
                       const at::Tensor& amax, int64_t num_bits, bool is_unsigned, bool narrow_range,
                       bool fake, bool want_mask, const at::Tensor* out) {
   QuantParams p = prepare_quant_params(fn, inputs, amax, num_bits, is_unsigned, narrow_range, fake);
-  const bool aliased = out != nullptr && out->is_same(inputs);
+  const bool aliased = out != nullptr && out->is_alias_of(inputs);  // any view of the same storage
   if (p.check_negative && (aliased || !inputs.device().is_cpu()) && inputs.numel() > 0) {
     // Checked before writing so that an in-place call loses nothing.
     TORCH_CHECK(!inputs.lt(0).any().item<bool>(), fn,
