@@ -79,31 +79,31 @@ void check_amax_values(const char* fn, const at::Tensor& amax) {
 
 }  // namespace
 
-IntBounds check_quant_args(const char* fn, const at::Tensor& inputs, const at::Tensor& amax,
-                           int64_t num_bits, bool is_unsigned, bool narrow_range) {
+QuantParams check_quant_args(const char* fn, const at::Tensor& inputs, const at::Tensor& amax,
+                             int64_t num_bits, bool is_unsigned, bool narrow_range) {
   check_floating(fn, "inputs", inputs);
   check_floating(fn, "amax", amax);
   TORCH_CHECK(amax.device() == inputs.device(), fn, ": amax is on ", amax.device(),
               " but inputs are on ", inputs.device(), "; expected both on the same device");
   TORCH_CHECK(amax.numel() > 0, fn, ": amax is empty; expected at least one value");
-  find_layout(fn, inputs.sizes(), amax.sizes());
-  return int_bounds(fn, num_bits, is_unsigned, narrow_range);
+  QuantParams p;
+  p.layout = find_layout(fn, inputs.sizes(), amax.sizes());
+  const IntBounds bounds = int_bounds(fn, num_bits, is_unsigned, narrow_range);
+  p.min_bound = bounds.min_bound;
+  p.max_bound = bounds.max_bound;
+  p.check_negative = is_unsigned;
+  return p;
 }
 
 QuantParams prepare_quant_params(const char* fn, const at::Tensor& inputs, const at::Tensor& amax,
                                  int64_t num_bits, bool is_unsigned, bool narrow_range, bool fake) {
-  const IntBounds bounds = check_quant_args(fn, inputs, amax, num_bits, is_unsigned, narrow_range);
-  QuantParams p;
-  p.layout = find_layout(fn, inputs.sizes(), amax.sizes());
+  QuantParams p = check_quant_args(fn, inputs, amax, num_bits, is_unsigned, narrow_range);
   check_amax_values(fn, amax);
-  p.min_bound = bounds.min_bound;
-  p.max_bound = bounds.max_bound;
-  p.check_negative = is_unsigned;
 
   // The scale is a true float division in amax's precision (fp32 for 16-bit amax), as upstream.
   const bool reduced = amax.scalar_type() == at::kHalf || amax.scalar_type() == at::kBFloat16;
   const at::Tensor amax_s = reduced ? amax.to(at::kFloat) : amax;
-  const at::Tensor scale = at::full_like(amax_s, bounds.max_bound).div_(amax_s);
+  const at::Tensor scale = at::full_like(amax_s, p.max_bound).div_(amax_s);
   const at::Tensor zero = amax_s.le(kZeroAmaxThreshold);
   const at::Tensor scale_div = scale.masked_fill(zero, 1.0);
   const auto in_type = inputs.scalar_type();

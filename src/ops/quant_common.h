@@ -63,9 +63,10 @@ using SteBackwardFn = void (*)(const at::Tensor& grad, const at::Tensor& mask,
 using E4m3KernelFn = void (*)(const at::Tensor& inputs, float scale, bool zero, float mask_amax,
                               const at::Tensor& out, const at::Tensor& mask);
 
-/// Checks what can be checked without reading values (dtypes, devices, shapes, num_bits).
-IntBounds check_quant_args(const char* fn, const at::Tensor& inputs, const at::Tensor& amax,
-                           int64_t num_bits, bool is_unsigned, bool narrow_range);
+/// Checks what can be checked without reading values (dtypes, devices, shapes, num_bits) and
+/// returns the params with layout, bounds and check_negative filled in (no scales yet).
+QuantParams check_quant_args(const char* fn, const at::Tensor& inputs, const at::Tensor& amax,
+                             int64_t num_bits, bool is_unsigned, bool narrow_range);
 
 /// Checks the arguments of a (fake) integer quantization and prepares its parameters.
 QuantParams prepare_quant_params(const char* fn, const at::Tensor& inputs, const at::Tensor& amax,
