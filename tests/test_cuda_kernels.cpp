@@ -5,15 +5,15 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "reference.h"
 #include "torchquant/tensor_quant.h"
 
 namespace torchquant {
 namespace {
 
-bool same(const at::Tensor& a, const at::Tensor& b) {
-  return a.scalar_type() == b.scalar_type() && a.sizes() == b.sizes() &&
-         torch::equal(a.isnan(), b.isnan()) &&
-         torch::equal(torch::nan_to_num(a), torch::nan_to_num(b));
+// Same dtype, shape and NaN positions, and equal values elsewhere.
+::testing::AssertionResult same(const at::Tensor& a, const at::Tensor& b) {
+  return testing::all_close(a, b, 0.0, 0.0);
 }
 
 TEST(TensorQuant_CUDA, LayoutsDtypesAndGradientsMatchCpu) {
