@@ -7,7 +7,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 torch_version="$(cat "$root/scripts/torch-version.txt")"
 
-packages=(cmake ninja-build ccache g++ git libgtest-dev libgmock-dev libbenchmark-dev libfmt-dev
+packages=(cmake ninja-build ccache g++ git libgtest-dev libgmock-dev libbenchmark-dev libfmt-dev libyaml-cpp-dev
           nlohmann-json3-dev libcli11-dev zlib1g-dev dataset-fashion-mnist)
 missing=()
 for p in "${packages[@]}"; do

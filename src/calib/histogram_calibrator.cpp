@@ -1,0 +1,223 @@
+#include "torchquant/calib/histogram_calibrator.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
+#include <c10/util/Exception.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "calib/amax_search.h"
+#include "calib/histogram_kernel.h"
+#include "calib/histogram_merge.h"
+#include "calib/upstream_linspace.h"
+
+namespace torchquant {
+namespace calib {
+namespace {
+
+std::vector<int64_t> to_counts(const at::Tensor& hist) {
+  at::Tensor c = hist.to(at::kCPU, at::kLong).contiguous();
+  return std::vector<int64_t>(c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel());
+}
+
+std::vector<float> to_edges(const at::Tensor& edges) {
+  at::Tensor e = edges.to(at::kCPU, at::kFloat).contiguous();
+  return std::vector<float>(e.data_ptr<float>(), e.data_ptr<float>() + e.numel());
+}
+
+// Fixes `h`'s range for a batch whose max |x| is `x_max` with pytorch_quantization's torch-path
+// rules (first batch: linspace(0, x_max, bins + 1); a larger max: keep the width, edges =
+// float32 arange(0, x_max + width, width)). Returns false when the batch is all zeros and no range
+// is known yet: `zeros` are then kept for the first bin.
+bool prepare_range(HistogramState* h, float x_max, int64_t initial_bins, int64_t zeros) {
+  const auto f32 = at::TensorOptions().dtype(at::kFloat);
+  if (h->edges.empty()) {
+    if (x_max == 0.f) {
+      h->pending_zeros += zeros;
+      return false;
+    }
+    h->edges = detail::upstream_linspace(x_max, initial_bins);
+    h->num_bins = initial_bins;
+    h->counts.assign(static_cast<size_t>(initial_bins), 0);
+    h->counts[0] += h->pending_zeros;
+    h->pending_zeros = 0;
+  } else if (x_max > h->edges.back()) {
+    const at::Tensor width = at::scalar_tensor(h->edges[1] - h->edges[0], f32);
+    const at::Tensor top = at::scalar_tensor(x_max, f32);
+    h->num_bins = static_cast<int64_t>(std::ceil((top / width).item<float>()));
+    h->edges = to_edges(at::arange(0, (top + width).item<float>(), width.item<float>(), f32));
+  }
+  h->counts.resize(std::max(h->counts.size(), static_cast<size_t>(h->num_bins)), 0);
+  return true;
+}
+
+// Adds counts of one batch (`num_bins` of them, over [0, edges.back()]) to `h`.
+void add_counts(HistogramState* h, const std::vector<int64_t>& batch) {
+  for (size_t i = 0; i < batch.size(); ++i) h->counts[i] += batch[i];
+}
+
+// One channel of float32 magnitudes on the CPU: fused kernels, int64 counts.
+void add_span(HistogramState* h, const float* data, int64_t n, float x_max, int64_t initial_bins,
+              bool skip_zeros) {
+  if (!prepare_range(h, x_max, initial_bins, skip_zeros ? 0 : n)) return;
+  std::vector<int64_t> batch(static_cast<size_t>(h->num_bins), 0);
+  detail::accumulate_histogram(data, n, h->edges.back(), h->num_bins, skip_zeros, batch.data());
+  add_counts(h, batch);
+}
+
+// One channel on another device: at::histc (float32 counts per batch), the same rules.
+void add_tensor(HistogramState* h, const at::Tensor& magnitudes, int64_t initial_bins,
+                bool skip_zeros) {
+  const at::Tensor m = skip_zeros ? magnitudes.masked_select(magnitudes != 0) : magnitudes;
+  if (m.numel() == 0) return;
+  if (!prepare_range(h, m.max().item<float>(), initial_bins, m.numel())) return;
+  add_counts(h, to_counts(at::histc(m, h->num_bins, 0, h->edges.back())));
+}
+
+}  // namespace
+
+HistogramCalibrator::HistogramCalibrator(NumBits num_bits, c10::optional<std::vector<int64_t>> axis,
+                                         bool is_unsigned, int64_t num_bins, bool skip_zeros)
+    : Calibrator(num_bits, std::move(axis), is_unsigned),
+      initial_num_bins_(num_bins),
+      skip_zeros_(skip_zeros) {
+  TORCH_CHECK_VALUE(num_bins > 0, "HistogramCalibrator: num_bins must be positive, got ", num_bins);
+}
+
+const HistogramState& HistogramCalibrator::histogram() const {
+  static const HistogramState kEmpty;
+  return hists_.empty() ? kEmpty : hists_.front();
+}
+
+void HistogramCalibrator::collect(const at::Tensor& x) {
+  constexpr const char* kWhere = "HistogramCalibrator::collect";
+  TORCH_CHECK_TYPE(x.defined() && x.is_floating_point(), kWhere,
+                   ": expected a floating-point tensor, got ",
+                   x.defined() ? c10::toString(x.scalar_type()) : "an undefined tensor");
+  at::NoGradGuard no_grad;
+  const std::vector<int64_t> keep = normalized_axis(x, kWhere);
+  if (x.numel() == 0) return;
+  // Rows = channels of the kept axes (one row per tensor without an axis).
+  std::vector<int64_t> order = keep;
+  std::vector<int64_t> shape(static_cast<size_t>(x.dim()), 1);
+  int64_t channels = 1;
+  for (int64_t d : keep) {
+    channels *= x.size(d);
+    shape[static_cast<size_t>(d)] = x.size(d);
+  }
+  for (int64_t d = 0; d < x.dim(); ++d) {
+    if (!std::binary_search(keep.begin(), keep.end(), d)) order.push_back(d);
+  }
+  if (!axis()) shape.clear();
+  at::Tensor rows = x.detach().permute(order).reshape({channels, -1});
+  if (rows.is_cpu()) rows = rows.to(at::kFloat).contiguous();
+  const int64_t inner = rows.size(1);
+  // Pass 1: max |x| per channel, and NaN/Inf, before any state changes.
+  std::vector<float> maxima(static_cast<size_t>(channels));
+  bool finite = true;
+  if (rows.is_cpu()) {
+    for (int64_t c = 0; c < channels; ++c) {
+      const detail::AbsMax m = detail::abs_max(rows.data_ptr<float>() + c * inner, inner);
+      maxima[static_cast<size_t>(c)] = m.max;
+      finite = finite && m.finite;
+    }
+  } else {
+    rows = rows.abs().to(at::kFloat);
+    finite = rows.isfinite().all().item<bool>();
+  }
+  TORCH_CHECK_VALUE(finite, kWhere, ": the batch contains NaN or Inf; nothing was collected from ",
+                    "it");
+  if (!hists_.empty()) {
+    TORCH_CHECK_VALUE(static_cast<int64_t>(hists_.size()) == channels && shape == amax_shape_,
+                      kWhere, ": amax shape changed! The histograms have shape ", amax_shape_,
+                      " but this batch gives ", shape);
+  }
+  // Pass 2: the histograms.
+  std::vector<HistogramState> next = hists_;
+  next.resize(static_cast<size_t>(channels));
+  for (int64_t c = 0; c < channels; ++c) {
+    HistogramState* h = &next[static_cast<size_t>(c)];
+    if (rows.is_cpu()) {
+      add_span(h, rows.data_ptr<float>() + c * inner, inner, maxima[static_cast<size_t>(c)],
+               initial_num_bins_, skip_zeros_);
+    } else {
+      add_tensor(h, rows[c], initial_num_bins_, skip_zeros_);
+    }
+  }
+  hists_ = std::move(next);
+  amax_shape_ = shape;
+  device_ = x.device();
+}
+
+void HistogramCalibrator::reset() {
+  hists_.clear();
+  amax_shape_.clear();
+  device_.reset();
+}
+
+c10::optional<at::Tensor> HistogramCalibrator::compute_amax(
+    const ComputeAmaxOptions& options) const {
+  const std::string& method = options.method();
+  TORCH_CHECK_VALUE(method == "entropy" || method == "mse" || method == "percentile",
+                    "HistogramCalibrator::compute_amax: unknown method \"", method,
+                    "\" (expected \"entropy\", \"mse\" or \"percentile\")");
+  TORCH_CHECK_VALUE(options.stride() > 0, "HistogramCalibrator::compute_amax: stride must be ",
+                    "positive, got ", options.stride());
+  TORCH_CHECK_VALUE(options.start_bin() >= 0,
+                    "HistogramCalibrator::compute_amax: start_bin must be >= 0, got ",
+                    options.start_bin());
+  TORCH_CHECK_VALUE(options.percentile() >= 0 && options.percentile() <= 100,
+                    "HistogramCalibrator::compute_amax: percentile must be in [0, 100], got ",
+                    options.percentile());
+  if (hists_.empty()) return c10::nullopt;
+  std::vector<float> amax;
+  for (const HistogramState& h : hists_) {
+    if (h.edges.empty()) {  // nothing but zeros (or nothing) in this channel
+      amax.push_back(0.f);
+    } else if (method == "entropy") {
+      amax.push_back(detail::entropy_amax(h.counts, h.edges, num_bits().bits(), is_unsigned(),
+                                          options.stride(), options.start_bin()));
+    } else if (method == "mse") {
+      amax.push_back(detail::mse_amax(h.counts, h.edges, num_bits().bits(), is_unsigned(),
+                                      options.stride(), options.start_bin()));
+    } else {
+      amax.push_back(detail::percentile_amax(h.counts, h.edges, options.percentile()));
+    }
+  }
+  at::Tensor result = at::tensor(amax).reshape(amax_shape_);
+  return device_ ? result.to(*device_) : result;
+}
+
+void HistogramCalibrator::merge(const Calibrator& other) {
+  const auto* peer = dynamic_cast<const HistogramCalibrator*>(&other);
+  TORCH_CHECK_TYPE(peer != nullptr, "HistogramCalibrator::merge: cannot merge a ", other.name(),
+                   " into a HistogramCalibrator");
+  if (peer->hists_.empty()) return;
+  if (hists_.empty()) {
+    hists_ = peer->hists_;
+    amax_shape_ = peer->amax_shape_;
+    device_ = peer->device_;
+    return;
+  }
+  TORCH_CHECK_VALUE(amax_shape_ == peer->amax_shape_ && hists_.size() == peer->hists_.size(),
+                    "HistogramCalibrator::merge: the histograms have shapes ", amax_shape_, " and ",
+                    peer->amax_shape_);
+  std::vector<HistogramState> merged = hists_;
+  for (size_t c = 0; c < merged.size(); ++c) {
+    detail::merge_histogram(&merged[c], peer->hists_[c]);
+  }
+  hists_ = std::move(merged);
+}
+
+std::unique_ptr<Calibrator> HistogramCalibrator::clone() const {
+  return std::make_unique<HistogramCalibrator>(*this);
+}
+
+std::string HistogramCalibrator::str() const {
+  return name() + "(" + common_fields() + ", num_bins=" + std::to_string(initial_num_bins_) +
+         ", skip_zeros=" + (skip_zeros_ ? "True" : "False") + ")";
+}
+
+}  // namespace calib
+}  // namespace torchquant

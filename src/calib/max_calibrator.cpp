@@ -1,0 +1,89 @@
+#include "torchquant/calib/max_calibrator.h"
+
+#include <ATen/ops/linalg_vector_norm.h>
+#include <ATen/ops/maximum.h>
+#include <c10/core/GradMode.h>
+#include <c10/util/Exception.h>
+
+#include <limits>
+
+namespace torchquant {
+namespace calib {
+
+MaxCalibrator::MaxCalibrator(NumBits num_bits, c10::optional<std::vector<int64_t>> axis,
+                             bool is_unsigned, bool track_amax)
+    : Calibrator(num_bits, std::move(axis), is_unsigned), track_amax_(track_amax) {}
+
+void MaxCalibrator::collect(const at::Tensor& x) {
+  constexpr const char* kWhere = "MaxCalibrator::collect";
+  TORCH_CHECK_TYPE(x.defined() && x.is_floating_point(), kWhere,
+                   ": expected a floating-point tensor, got ",
+                   x.defined() ? c10::toString(x.scalar_type()) : "an undefined tensor");
+  at::NoGradGuard no_grad;
+  const std::vector<int64_t> dims = reduce_dims(x, kWhere);
+  if (x.numel() == 0) return;  // nothing to learn from an empty batch
+  // max |x| per kept axis without materialising |x|: the infinity norm.
+  at::Tensor local =
+      dims.empty() && axis()
+          ? x.detach().abs().to(at::kFloat)  // every dim kept: amax is |x| itself
+          : at::linalg_vector_norm(x.detach(), std::numeric_limits<double>::infinity(),
+                                   axis() ? at::OptionalIntArrayRef(dims) : c10::nullopt,
+                                   /*keepdim=*/axis().has_value(), at::kFloat);
+  TORCH_CHECK_VALUE(local.isfinite().all().item<bool>(), kWhere,
+                    ": the batch contains NaN or Inf (max |x| = ", local.max().item<float>(),
+                    "); nothing was collected from it");
+  accumulate(local, kWhere);
+}
+
+void MaxCalibrator::accumulate(const at::Tensor& local_amax, const char* where) {
+  if (!calib_amax_.defined()) {
+    calib_amax_ = local_amax.clone();
+  } else {
+    TORCH_CHECK_VALUE(calib_amax_.sizes() == local_amax.sizes(), where,
+                      ": amax shape changed! The running amax has shape ", calib_amax_.sizes(),
+                      " but this batch gives ", local_amax.sizes(),
+                      " (the kept axes must have the same sizes in every batch)");
+    calib_amax_ = at::maximum(calib_amax_, local_amax.to(calib_amax_.device()));
+  }
+  if (track_amax_) amaxs_.push_back(local_amax.cpu().clone());
+}
+
+void MaxCalibrator::reset() {
+  calib_amax_ = at::Tensor();
+  amaxs_.clear();
+}
+
+c10::optional<at::Tensor> MaxCalibrator::compute_amax(const ComputeAmaxOptions& options) const {
+  TORCH_CHECK_VALUE(options.method().empty() || options.method() == "max",
+                    "MaxCalibrator::compute_amax: MaxCalibrator has no method \"", options.method(),
+                    "\" (entropy, mse and percentile need calib_method \"histogram\")");
+  if (!calib_amax_.defined()) return c10::nullopt;
+  return calib_amax_.clone();
+}
+
+void MaxCalibrator::merge(const Calibrator& other) {
+  const auto* peer = dynamic_cast<const MaxCalibrator*>(&other);
+  TORCH_CHECK_TYPE(peer != nullptr, "MaxCalibrator::merge: cannot merge a ", other.name(),
+                   " into a MaxCalibrator");
+  if (!peer->calib_amax_.defined()) return;
+  at::NoGradGuard no_grad;
+  const bool keep_history = track_amax_;
+  track_amax_ = false;
+  accumulate(peer->calib_amax_, "MaxCalibrator::merge");
+  track_amax_ = keep_history;
+  for (const auto& a : peer->amaxs_) amaxs_.push_back(a.clone());
+}
+
+std::unique_ptr<Calibrator> MaxCalibrator::clone() const {
+  auto copy = std::make_unique<MaxCalibrator>(*this);
+  if (calib_amax_.defined()) copy->calib_amax_ = calib_amax_.clone();
+  for (auto& a : copy->amaxs_) a = a.clone();
+  return copy;
+}
+
+std::string MaxCalibrator::str() const {
+  return name() + "(" + common_fields() + ", track_amax=" + (track_amax_ ? "True" : "False") + ")";
+}
+
+}  // namespace calib
+}  // namespace torchquant
