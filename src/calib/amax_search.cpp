@@ -16,15 +16,20 @@
 //   N * KL = sum over merged bins with c >= 2 of [sum b*log(b) - Q*log(Q/c)]
 //          + S*log(S/N) + (b+T)*log(b+T) - b*log(b) + T*log(S*c'/(N*Q'))   (only when T > 0)
 // where N is the total, S the count kept in bins[:i], T = N - S the clipped tail that upstream
-// adds to the last kept bin (count b, merged bin Q', c'). Merged bins with c <= 1 reproduce the
-// reference exactly and contribute 0.
+// adds to the last kept bin (count b, in merged bin Q', c'). Merged bins with c <= 1 reproduce
+// the reference exactly and contribute 0. A candidate with T = 0 whose merged bins each spread
+// over equal counts reproduces the reference bit for bit: its divergence is exactly 0 upstream
+// too (such plateaus of exact ties are common in sparse histograms; the last one wins).
 //
-// mse: for amax = c[i] the float32 quantized centres form runs of equal level m (including the
-// clamped tail, level max_bound). A run [a, b) contributes
+// mse: for amax = c[i] the float32 quantized centres form runs of equal level m, up to the
+// clamped tail. A run [a, b) contributes
 //   sum counts*(q_m - c)^2 = q_m^2*W - 2*q_m*X + XX
 // from prefix sums W, X, XX of counts, counts*c and counts*c^2 (compensated, so a range sum is
-// accurate to its own size), or, for short runs, directly. The runs are found by galloping from
-// the previous run's length, so a candidate costs O(levels) instead of O(num_bins).
+// accurate to its own size). Each run end is guessed from the spacing of the centres and checked
+// with the exact float32 rounding test (two probes), so a candidate costs O(levels) instead of
+// O(num_bins); when levels outnumber the bins (16 bits) the non-empty centres are scored one by
+// one instead. Candidates run from the largest amax down, and one whose clamped tail alone
+// already exceeds the best score so far (with all error margins) is dropped after O(1) work.
 //
 // Both scores carry an error far below the gaps that usually separate candidates. When the best
 // candidates are closer than the error of the fast score plus the error of upstream's own
@@ -265,8 +270,7 @@ int64_t last_min(const std::vector<double>& score, double window, Exact exact) {
 /// `bound`; candidates that could be the minimum are ranked by `exact` (first minimum wins, a NaN
 /// counts as the minimum as in numpy's argmin).
 template <typename Exact>
-int64_t first_min(const std::vector<double>& score, const std::vector<double>& bound,
-                  Exact exact) {
+int64_t first_min(const std::vector<double>& score, const std::vector<double>& bound, Exact exact) {
   double ceiling = kInf;
   for (size_t k = 0; k < score.size(); ++k) ceiling = std::min(ceiling, score[k] + bound[k]);
   std::vector<int64_t> near;
@@ -316,7 +320,7 @@ class EntropySearch {
   std::vector<int64_t> count_prefix_;    // sum of bins[:j]
   std::vector<int64_t> nonzero_prefix_;  // number of non-zero bins in bins[:j]
   std::vector<double> blogb_prefix_;     // sum of b*log(b) over bins[:j]
-  std::vector<double> log_int_;          // log(c) for c in [0, num_bins]
+  std::vector<double> log_int_;          // log(c) for every merged bin size c
   std::vector<int64_t> next_nonzero_;    // first non-zero bin at or after j (num_bins if none)
   std::vector<int64_t> change_prefix_;   // non-zero bins in bins[:j] unlike the previous one
 };
@@ -330,7 +334,9 @@ EntropySearch::EntropySearch(const HistogramView& h, int64_t num_bits, bool is_u
   count_prefix_.assign(n + 1, 0);
   nonzero_prefix_.assign(n + 1, 0);
   blogb_prefix_.assign(n + 1, 0.0);
-  log_int_.assign(n + 1, 0.0);
+  // A merged bin holds at most ceil(i / nbins) <= n / nbins + 1 source bins.
+  log_int_.assign(n / nbins_ + 2, 0.0);
+  for (size_t c = 1; c < log_int_.size(); ++c) log_int_[c] = std::log(static_cast<double>(c));
   long double blogb = 0.0L;
   for (size_t j = 0; j < n; ++j) {
     const int64_t b = bins_[j];
@@ -338,7 +344,6 @@ EntropySearch::EntropySearch(const HistogramView& h, int64_t num_bits, bool is_u
     count_prefix_[j + 1] = count_prefix_[j] + b;
     nonzero_prefix_[j + 1] = nonzero_prefix_[j] + (b > 0);
     blogb_prefix_[j + 1] = static_cast<double>(blogb);
-    log_int_[j + 1] = std::log(static_cast<double>(j + 1));
   }
   total_ = count_prefix_[n];
   next_nonzero_.assign(n + 1, static_cast<int64_t>(n));
@@ -423,9 +428,9 @@ double EntropySearch::upstream_divergence(int64_t i) const {
     const int64_t hi = group_start(k + 1, i);
     if (hi == lo) continue;
     const int64_t c = nonzero_prefix_[hi] - nonzero_prefix_[lo];
-    const double spread = c > 0 ? static_cast<double>(count_prefix_[hi] - count_prefix_[lo]) /
-                                      static_cast<double>(c)
-                                : 0.0;
+    const double spread =
+        c > 0 ? static_cast<double>(count_prefix_[hi] - count_prefix_[lo]) / static_cast<double>(c)
+              : 0.0;
     for (int64_t j = lo; j < hi; ++j) q[j] = bins_[j] > 0 ? spread : 0.0;
     lo = hi;
   }
@@ -509,8 +514,8 @@ class MseSearch {
   float max_bound_;
   float min_bound_;
   std::vector<float> centers_;
-  std::vector<float> probe_;    // -inf, centres, +inf
-  std::vector<float> weights_;  // counts as float32, as upstream
+  std::vector<float> probe_;             // -inf, centres, +inf
+  std::vector<float> weights_;           // counts as float32, as upstream
   std::vector<int64_t> nonzero_;         // the bins with a count, in order
   std::vector<int64_t> nonzero_before_;  // how many of them precede bin j
   std::vector<MomentPrefix> prefix_;
@@ -522,8 +527,8 @@ class MseSearch {
 
 MseSearch::MseSearch(const HistogramView& h, int64_t num_bits, bool is_unsigned)
     : n_(h.num_bins),
-      max_bound_(static_cast<float>(std::ldexp(1.0, static_cast<int>(num_bits - 1 + is_unsigned)) -
-                                    1.0)),
+      max_bound_(
+          static_cast<float>(std::ldexp(1.0, static_cast<int>(num_bits - 1 + is_unsigned)) - 1.0)),
       min_bound_(is_unsigned ? 0.0f : -max_bound_),
       centers_(n_),
       probe_(n_ + 2),
@@ -574,7 +579,7 @@ double MseSearch::run_score(int64_t begin, int64_t end, double q, double* bound)
       const double d = q - static_cast<double>(centers_[j]);
       sum += static_cast<double>(weights_[j]) * (d * d);
     }
-    *bound += 4.0 * kDoubleEps * sum;
+    *bound += 8.0 * kDoubleEps * sum;
     return sum;
   }
   const MomentPrefix& a = prefix_[begin];
@@ -592,13 +597,14 @@ double MseSearch::run_score(int64_t begin, int64_t end, double q, double* bound)
 // outnumber the centres.
 double MseSearch::per_centre_sum(int64_t end, float scale, double* bound) const {
   double sum = 0.0;
-  for (int64_t k = 0; k < nonzero_before_[end]; ++k) {
+  const int64_t count = nonzero_before_[end];
+  for (int64_t k = 0; k < count; ++k) {
     const int64_t j = nonzero_[k];
     const float q = std::max(round_half_even(centers_[j] * scale), min_bound_) / scale;
     const double d = static_cast<double>(q) - static_cast<double>(centers_[j]);
     sum += static_cast<double>(weights_[j]) * (d * d);
   }
-  *bound += 4.0 * kDoubleEps * sum;
+  *bound += static_cast<double>(count + 4) * kDoubleEps * sum;
   return sum;
 }
 
@@ -608,7 +614,7 @@ double MseSearch::per_level_sum(float first, int64_t end, float scale, double* b
   const double inv_scale = 1.0 / static_cast<double>(scale);
   const double guess_step = inv_spacing_ * inv_scale;
   const double guess_base = -(0.5 * inv_scale + first_centre_) * inv_spacing_;
-  double qqw = 0.0, qx = 0.0;
+  double qqw = 0.0, qx = 0.0, qx_size = 0.0;
   int64_t begin = 0;
   const MomentPrefix* from = &prefix_[0];
   for (float lvl = first; lvl < max_bound_; lvl += 1.0f) {
@@ -619,14 +625,17 @@ double MseSearch::per_level_sum(float first, int64_t end, float scale, double* b
             : boundary(next, scale, begin, static_cast<double>(next) * guess_step + guess_base);
     const MomentPrefix* to = &prefix_[stop];
     const double q = static_cast<double>(lvl / scale);
+    const double term = q * ((to->x_hi - from->x_hi) + (to->x_lo - from->x_lo));
     qqw += q * q * (to->w - from->w);
-    qx += q * ((to->x_hi - from->x_hi) + (to->x_lo - from->x_lo));
+    qx += term;
+    qx_size += std::fabs(term);
     begin = stop;
     from = to;
   }
-  const double xx = (prefix_[end].xx_hi - prefix_[0].xx_hi) + (prefix_[end].xx_lo - prefix_[0].xx_lo);
+  const double xx =
+      (prefix_[end].xx_hi - prefix_[0].xx_hi) + (prefix_[end].xx_lo - prefix_[0].xx_lo);
   const double levels = static_cast<double>(max_bound_ - first) + 8.0;
-  *bound += 2.0 * levels * kDoubleEps * (qqw + 2.0 * std::fabs(qx) + xx);
+  *bound += 2.0 * levels * kDoubleEps * (qqw + 2.0 * qx_size + xx);
   return qqw - 2.0 * qx + xx;
 }
 

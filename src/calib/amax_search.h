@@ -12,7 +12,8 @@
 // Shared conventions:
 // - `counts[j]` values fell in bin j, which spans [edges[j], edges[j + 1]). At least
 //   num_bins + 1 edges are required; extra trailing edges (growth by float32 arange can leave one
-//   more edge than bins + 1) are never read, see mse_amax.
+//   more edge than bins + 1) are never read, see mse_amax. Edges are assumed non-decreasing (not
+//   checked) and the total count below 2^53.
 // - A histogram with no bins or no counts has no amax: the searches return NaN and the caller
 //   decides what that means.
 // - Invalid arguments throw std::invalid_argument whose message starts with the function name.
@@ -59,8 +60,7 @@ struct HistogramView {
 float entropy_amax(const HistogramView& hist, int64_t num_bits, bool is_unsigned,
                    int64_t stride = 1, int64_t start_bin = 128);
 float entropy_amax(const std::vector<int64_t>& counts, const std::vector<float>& edges,
-                   int64_t num_bits, bool is_unsigned, int64_t stride = 1,
-                   int64_t start_bin = 128);
+                   int64_t num_bits, bool is_unsigned, int64_t stride = 1, int64_t start_bin = 128);
 
 /// Minimum mean squared quantization error, as pytorch_quantization's `_compute_amax_mse`.
 ///

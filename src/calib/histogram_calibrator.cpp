@@ -57,12 +57,26 @@ void add_counts(HistogramState* h, const std::vector<int64_t>& batch) {
   for (size_t i = 0; i < batch.size(); ++i) h->counts[i] += batch[i];
 }
 
-// One channel of float32 magnitudes on the CPU: fused kernels, int64 counts.
-void add_span(HistogramState* h, const float* data, int64_t n, float x_max, int64_t initial_bins,
-              bool skip_zeros) {
-  if (!prepare_range(h, x_max, initial_bins, skip_zeros ? 0 : n)) return;
-  std::vector<int64_t> batch(static_cast<size_t>(h->num_bins), 0);
-  detail::accumulate_histogram(data, n, h->edges.back(), h->num_bins, skip_zeros, batch.data());
+// One channel of float32 values on the CPU, fused kernels and int64 counts. With a known range,
+// one pass counts and finds max |x|; only a batch that grows the range is counted again.
+void add_span(HistogramState* h, const float* data, int64_t n, int64_t initial_bins,
+              bool skip_zeros, const char* where) {
+  detail::AbsMax m;
+  std::vector<int64_t> batch;
+  if (!h->edges.empty()) {
+    batch.assign(static_cast<size_t>(h->num_bins), 0);
+    m = detail::accumulate_histogram(data, n, h->edges.back(), h->num_bins, skip_zeros,
+                                     batch.data());
+  } else {
+    m = detail::abs_max(data, n);
+  }
+  TORCH_CHECK_VALUE(m.finite, where, ": the batch contains NaN or Inf; nothing was collected ",
+                    "from it");
+  if (batch.empty() || m.max > h->edges.back()) {
+    if (!prepare_range(h, m.max, initial_bins, skip_zeros ? 0 : n)) return;
+    batch.assign(static_cast<size_t>(h->num_bins), 0);
+    detail::accumulate_histogram(data, n, h->edges.back(), h->num_bins, skip_zeros, batch.data());
+  }
   add_counts(h, batch);
 }
 
@@ -113,34 +127,24 @@ void HistogramCalibrator::collect(const at::Tensor& x) {
   at::Tensor rows = x.detach().permute(order).reshape({channels, -1});
   if (rows.is_cpu()) rows = rows.to(at::kFloat).contiguous();
   const int64_t inner = rows.size(1);
-  // Pass 1: max |x| per channel, and NaN/Inf, before any state changes.
-  std::vector<float> maxima(static_cast<size_t>(channels));
-  bool finite = true;
-  if (rows.is_cpu()) {
-    for (int64_t c = 0; c < channels; ++c) {
-      const detail::AbsMax m = detail::abs_max(rows.data_ptr<float>() + c * inner, inner);
-      maxima[static_cast<size_t>(c)] = m.max;
-      finite = finite && m.finite;
-    }
-  } else {
-    rows = rows.abs().to(at::kFloat);
-    finite = rows.isfinite().all().item<bool>();
-  }
-  TORCH_CHECK_VALUE(finite, kWhere, ": the batch contains NaN or Inf; nothing was collected from ",
-                    "it");
   if (!hists_.empty()) {
     TORCH_CHECK_VALUE(static_cast<int64_t>(hists_.size()) == channels && shape == amax_shape_,
                       kWhere, ": amax shape changed! The histograms have shape ", amax_shape_,
                       " but this batch gives ", shape);
   }
-  // Pass 2: the histograms.
+  if (!rows.is_cpu()) {
+    rows = rows.abs().to(at::kFloat);
+    TORCH_CHECK_VALUE(rows.isfinite().all().item<bool>(), kWhere,
+                      ": the batch contains NaN or Inf; nothing was collected from it");
+  }
+  // Into a copy: an error in any channel leaves the collected state as it was.
   std::vector<HistogramState> next = hists_;
   next.resize(static_cast<size_t>(channels));
   for (int64_t c = 0; c < channels; ++c) {
     HistogramState* h = &next[static_cast<size_t>(c)];
     if (rows.is_cpu()) {
-      add_span(h, rows.data_ptr<float>() + c * inner, inner, maxima[static_cast<size_t>(c)],
-               initial_num_bins_, skip_zeros_);
+      add_span(h, rows.data_ptr<float>() + c * inner, inner, initial_num_bins_, skip_zeros_,
+               kWhere);
     } else {
       add_tensor(h, rows[c], initial_num_bins_, skip_zeros_);
     }

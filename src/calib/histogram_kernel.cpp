@@ -3,8 +3,8 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
-#include <cfloat>
 #include <cmath>
+#include <cstring>
 #include <mutex>
 #include <vector>
 
@@ -14,55 +14,109 @@ namespace detail {
 namespace {
 
 constexpr int64_t kGrain = 1 << 16;
+constexpr uint32_t kAbsMask = 0x7fffffffu;
+constexpr uint32_t kMaxFiniteBits = 0x7f7fffffu;  // FLT_MAX
 
-__attribute__((target_clones("avx2", "default"))) AbsMax abs_max_serial(const float* data,
-                                                                        int64_t n) {
-  float m = 0.f;
-  int bad = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    const float a = std::fabs(data[i]);
-    m = m < a ? a : m;
-    bad |= !(a <= FLT_MAX);
-  }
-  return {m, bad == 0};
+// |x| compares like its bit pattern as an unsigned integer (Inf and NaN above every finite
+// value), so max |x| and "all finite" are one integer max reduction, which vectorises.
+uint32_t bits_of(float v) {
+  uint32_t u;
+  std::memcpy(&u, &v, sizeof(u));
+  return u & kAbsMask;
 }
 
-__attribute__((target_clones("avx2", "default"))) void histogram_serial(
-    const float* data, int64_t n, float top, float bins_f, int64_t num_bins, bool skip_zeros,
-    int64_t* counts) {
+AbsMax from_bits(uint32_t bits) {
+  float v;
+  std::memcpy(&v, &bits, sizeof(v));
+  return {v, bits <= kMaxFiniteBits};
+}
+
+__attribute__((target_clones("avx2", "default"))) uint32_t abs_max_bits(const float* data,
+                                                                        int64_t n) {
+  uint32_t m = 0;
   for (int64_t i = 0; i < n; ++i) {
-    const float a = std::fabs(data[i]);
-    if (!(a <= top) || (skip_zeros && a == 0.f)) continue;
-    int64_t pos = static_cast<int64_t>((a * bins_f) / top);
-    pos = pos == num_bins ? num_bins - 1 : pos;
-    ++counts[pos];
+    const uint32_t b = bits_of(data[i]);
+    m = m < b ? b : m;
   }
+  return m;
+}
+
+// Bin index of each element of a block (`num_bins` for elements not counted) and the block's
+// max |x| bits, in one vectorisable loop.
+__attribute__((target_clones("avx2", "default"))) uint32_t bin_indices(const float* data, int64_t n,
+                                                                       float top, float bins_f,
+                                                                       int32_t num_bins,
+                                                                       bool skip_zeros,
+                                                                       int32_t* out) {
+  uint32_t m = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const uint32_t b = bits_of(data[i]);
+    m = m < b ? b : m;
+    const float a = std::fabs(data[i]);
+    const bool counted = (a <= top) & !(skip_zeros & (a == 0.f));
+    // min() keeps the cast in range for elements that are not counted (including NaN).
+    const float q = (std::min(a, top) * bins_f) / top;
+    int32_t pos = static_cast<int32_t>(q);
+    pos = pos == num_bins ? num_bins - 1 : pos;
+    out[i] = counted ? pos : num_bins;
+  }
+  return m;
+}
+
+// One thread's range: int32 counts in `sub` (num_bins + 1 slots, the last for "not counted"),
+// flushed into the int64 `counts` before they could overflow. Returns the max |x| bits.
+uint32_t histogram_serial(const float* data, int64_t n, float top, int64_t num_bins,
+                          bool skip_zeros, int64_t* counts) {
+  constexpr int64_t kBlock = 1024;
+  const auto slots = static_cast<size_t>(num_bins + 1);
+  std::vector<int32_t> sub(slots, 0);
+  std::vector<int32_t> idx(kBlock);
+  const auto bins_f = static_cast<float>(num_bins);
+  const auto bins32 = static_cast<int32_t>(num_bins);
+  uint32_t m = 0;
+  int64_t since_flush = 0;
+  auto flush = [&] {
+    for (size_t b = 0; b < slots; ++b) counts[b] += sub[b];
+    std::fill(sub.begin(), sub.end(), 0);
+    since_flush = 0;
+  };
+  for (int64_t begin = 0; begin < n; begin += kBlock) {
+    const int64_t len = std::min(kBlock, n - begin);
+    m = std::max(m, bin_indices(data + begin, len, top, bins_f, bins32, skip_zeros, idx.data()));
+    for (int64_t i = 0; i < len; ++i) ++sub[static_cast<size_t>(idx[i])];
+    since_flush += len;
+    if (since_flush > (int64_t{1} << 30)) flush();
+  }
+  flush();
+  return m;
 }
 
 }  // namespace
 
 AbsMax abs_max(const float* data, int64_t n) {
   std::mutex mutex;
-  AbsMax total;
+  uint32_t total = 0;
   at::parallel_for(0, n, kGrain, [&](int64_t begin, int64_t end) {
-    const AbsMax part = abs_max_serial(data + begin, end - begin);
+    const uint32_t part = abs_max_bits(data + begin, end - begin);
     std::lock_guard<std::mutex> lock(mutex);
-    total.max = std::max(total.max, part.max);
-    total.finite = total.finite && part.finite;
+    total = std::max(total, part);
   });
-  return total;
+  return from_bits(total);
 }
 
-void accumulate_histogram(const float* data, int64_t n, float top, int64_t num_bins,
-                          bool skip_zeros, int64_t* counts) {
-  const auto bins_f = static_cast<float>(num_bins);
+AbsMax accumulate_histogram(const float* data, int64_t n, float top, int64_t num_bins,
+                            bool skip_zeros, int64_t* counts) {
   std::mutex mutex;
+  uint32_t total = 0;
   at::parallel_for(0, n, kGrain, [&](int64_t begin, int64_t end) {
-    std::vector<int64_t> local(static_cast<size_t>(num_bins), 0);
-    histogram_serial(data + begin, end - begin, top, bins_f, num_bins, skip_zeros, local.data());
+    std::vector<int64_t> local(static_cast<size_t>(num_bins) + 1, 0);
+    const uint32_t part =
+        histogram_serial(data + begin, end - begin, top, num_bins, skip_zeros, local.data());
     std::lock_guard<std::mutex> lock(mutex);
+    total = std::max(total, part);
     for (int64_t b = 0; b < num_bins; ++b) counts[b] += local[static_cast<size_t>(b)];
   });
+  return from_bits(total);
 }
 
 }  // namespace detail

@@ -1,6 +1,6 @@
 #pragma once
-// CPU kernels of HistogramCalibrator::collect on float32 data: a max-|x| pass and a histogram
-// pass with per-thread private int64 counts. Internal header.
+// CPU kernels of the calibrators on float32 data: max |x|, and a histogram pass (which also
+// finds max |x|) with per-thread private counts. Internal header.
 
 #include <cstdint>
 
@@ -17,9 +17,10 @@ AbsMax abs_max(const float* data, int64_t n);
 
 /// Adds |x| of `n` floats into `counts` (`num_bins` int64 bins over [0, top]) with at::histc's
 /// float32 rule: bin = int((|x| * num_bins) / top), |x| == top in the last bin, |x| > top dropped.
-/// Exact zeros are skipped when `skip_zeros`. Parallel over at::parallel_for; deterministic.
-void accumulate_histogram(const float* data, int64_t n, float top, int64_t num_bins,
-                          bool skip_zeros, int64_t* counts);
+/// Exact zeros are skipped when `skip_zeros`. Returns max |x| of all `n` values (counted or not)
+/// in the same pass. Parallel over at::parallel_for; deterministic.
+AbsMax accumulate_histogram(const float* data, int64_t n, float top, int64_t num_bins,
+                            bool skip_zeros, int64_t* counts);
 
 }  // namespace detail
 }  // namespace calib

@@ -2,10 +2,14 @@
 
 #include <ATen/ops/linalg_vector_norm.h>
 #include <ATen/ops/maximum.h>
+#include <ATen/ops/scalar_tensor.h>
 #include <c10/core/GradMode.h>
 #include <c10/util/Exception.h>
 
+#include <cmath>
 #include <limits>
+
+#include "calib/histogram_kernel.h"
 
 namespace torchquant {
 namespace calib {
@@ -13,6 +17,21 @@ namespace calib {
 MaxCalibrator::MaxCalibrator(NumBits num_bits, c10::optional<std::vector<int64_t>> axis,
                              bool is_unsigned, bool track_amax)
     : Calibrator(num_bits, std::move(axis), is_unsigned), track_amax_(track_amax) {}
+
+at::Tensor MaxCalibrator::local_amax(const at::Tensor& x, const std::vector<int64_t>& dims) const {
+  if (!axis()) {
+    if (x.is_cpu() && x.scalar_type() == at::kFloat && x.is_contiguous()) {
+      const detail::AbsMax m = detail::abs_max(x.data_ptr<float>(), x.numel());
+      return at::scalar_tensor(m.finite ? m.max : NAN, at::kFloat);
+    }
+    return at::linalg_vector_norm(x, std::numeric_limits<double>::infinity(), c10::nullopt, false,
+                                  at::kFloat);
+  }
+  if (dims.empty()) return x.abs().to(at::kFloat);  // every dim kept: amax is |x| itself
+  // max |x| over the reduced dims without materialising |x|: the infinity norm.
+  return at::linalg_vector_norm(x, std::numeric_limits<double>::infinity(), dims,
+                                /*keepdim=*/true, at::kFloat);
+}
 
 void MaxCalibrator::collect(const at::Tensor& x) {
   constexpr const char* kWhere = "MaxCalibrator::collect";
@@ -22,13 +41,7 @@ void MaxCalibrator::collect(const at::Tensor& x) {
   at::NoGradGuard no_grad;
   const std::vector<int64_t> dims = reduce_dims(x, kWhere);
   if (x.numel() == 0) return;  // nothing to learn from an empty batch
-  // max |x| per kept axis without materialising |x|: the infinity norm.
-  at::Tensor local =
-      dims.empty() && axis()
-          ? x.detach().abs().to(at::kFloat)  // every dim kept: amax is |x| itself
-          : at::linalg_vector_norm(x.detach(), std::numeric_limits<double>::infinity(),
-                                   axis() ? at::OptionalIntArrayRef(dims) : c10::nullopt,
-                                   /*keepdim=*/axis().has_value(), at::kFloat);
+  const at::Tensor local = local_amax(x.detach(), dims);
   TORCH_CHECK_VALUE(local.isfinite().all().item<bool>(), kWhere,
                     ": the batch contains NaN or Inf (max |x| = ", local.max().item<float>(),
                     "); nothing was collected from it");

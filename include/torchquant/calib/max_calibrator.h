@@ -37,6 +37,7 @@ class MaxCalibrator : public Calibrator {
 
  private:
   void accumulate(const at::Tensor& local_amax, const char* where);
+  at::Tensor local_amax(const at::Tensor& x, const std::vector<int64_t>& dims) const;
 
   bool track_amax_;
   at::Tensor calib_amax_;
