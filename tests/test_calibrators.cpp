@@ -89,6 +89,10 @@ TEST(Calibrators, BadArgumentsAreClearErrors) {
                {"[0, 100]", "-1"});
   expect_error([&] { calib.compute_amax(ComputeAmaxOptions("mse").stride(0)); }, {"stride"});
   expect_error([] { HistogramCalibrator(8, c10::nullopt, false, 0); }, {"num_bins", "0"});
+  HistogramCalibrator one_bit(1);
+  one_bit.collect(torch::rand({100}));
+  expect_error([&] { one_bit.compute_amax("mse"); },
+               {"HistogramCalibrator::compute_amax", "mse_amax", "num_bits"});
   expect_error([&] { calib.collect(torch::ones({3}, torch::kInt)); }, {"floating-point"});
   MaxCalibrator axis_calib(8, std::vector<int64_t>{2});
   expect_error([&] { axis_calib.collect(torch::rand({2, 2})); }, {"axis 2", "out of range"});

@@ -16,3 +16,8 @@
 #include "torchquant/nn/modules/tensor_quantizer.h"
 #include "torchquant/quant_descriptor.h"
 #include "torchquant/tensor_quant.h"
+#include "torchquant/nn/modules/quant_add.h"
+#include "torchquant/nn/modules/quant_conv.h"
+#include "torchquant/nn/modules/quant_layer.h"
+#include "torchquant/nn/modules/quant_linear.h"
+#include "torchquant/nn/modules/quant_pooling.h"

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
 
 #include "calib/amax_search.h"
 #include "calib/histogram_kernel.h"
@@ -160,6 +161,21 @@ void HistogramCalibrator::reset() {
   device_.reset();
 }
 
+float HistogramCalibrator::search(const HistogramState& h,
+                                  const ComputeAmaxOptions& options) const {
+  if (h.edges.empty()) return 0.f;  // nothing but zeros (or nothing) in this channel
+  const std::string& method = options.method();
+  if (method == "entropy") {
+    return detail::entropy_amax(h.counts, h.edges, num_bits().bits(), is_unsigned(),
+                                options.stride(), options.start_bin());
+  }
+  if (method == "mse") {
+    return detail::mse_amax(h.counts, h.edges, num_bits().bits(), is_unsigned(), options.stride(),
+                            options.start_bin());
+  }
+  return detail::percentile_amax(h.counts, h.edges, options.percentile());
+}
+
 c10::optional<at::Tensor> HistogramCalibrator::compute_amax(
     const ComputeAmaxOptions& options) const {
   const std::string& method = options.method();
@@ -176,18 +192,10 @@ c10::optional<at::Tensor> HistogramCalibrator::compute_amax(
                     options.percentile());
   if (hists_.empty()) return c10::nullopt;
   std::vector<float> amax;
-  for (const HistogramState& h : hists_) {
-    if (h.edges.empty()) {  // nothing but zeros (or nothing) in this channel
-      amax.push_back(0.f);
-    } else if (method == "entropy") {
-      amax.push_back(detail::entropy_amax(h.counts, h.edges, num_bits().bits(), is_unsigned(),
-                                          options.stride(), options.start_bin()));
-    } else if (method == "mse") {
-      amax.push_back(detail::mse_amax(h.counts, h.edges, num_bits().bits(), is_unsigned(),
-                                      options.stride(), options.start_bin()));
-    } else {
-      amax.push_back(detail::percentile_amax(h.counts, h.edges, options.percentile()));
-    }
+  try {
+    for (const HistogramState& h : hists_) amax.push_back(search(h, options));
+  } catch (const std::invalid_argument& e) {
+    TORCH_CHECK_VALUE(false, "HistogramCalibrator::compute_amax: ", e.what());
   }
   at::Tensor result = at::tensor(amax).reshape(amax_shape_);
   return device_ ? result.to(*device_) : result;

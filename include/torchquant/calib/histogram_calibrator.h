@@ -59,6 +59,8 @@ class HistogramCalibrator : public Calibrator {
   bool skip_zeros() const { return skip_zeros_; }
 
  private:
+  float search(const HistogramState& h, const ComputeAmaxOptions& options) const;
+
   int64_t initial_num_bins_;
   bool skip_zeros_;
   std::vector<HistogramState> hists_;
