@@ -21,3 +21,4 @@
 #include "torchquant/nn/modules/quant_layer.h"
 #include "torchquant/nn/modules/quant_linear.h"
 #include "torchquant/nn/modules/quant_pooling.h"
+#include "torchquant/quant_modules.h"
