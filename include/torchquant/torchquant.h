@@ -22,3 +22,4 @@
 #include "torchquant/nn/modules/quant_linear.h"
 #include "torchquant/nn/modules/quant_pooling.h"
 #include "torchquant/quant_modules.h"
+#include "torchquant/calib/calibrate_weights.h"
