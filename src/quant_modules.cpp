@@ -12,6 +12,7 @@
 #include "torchquant/nn/modules/quant_conv.h"
 #include "torchquant/nn/modules/quant_linear.h"
 #include "torchquant/nn/modules/quant_pooling.h"
+#include "torchquant/nn/modules/quant_rnn.h"
 
 namespace torchquant {
 namespace quant_modules {
@@ -55,7 +56,8 @@ c10::optional<AnyModule> builtin_twin(const std::shared_ptr<Module>& m,
                     QuantMaxPool1dImpl, QuantMaxPool2dImpl, QuantMaxPool3dImpl, QuantAvgPool1dImpl,
                     QuantAvgPool2dImpl, QuantAvgPool3dImpl, QuantAdaptiveAvgPool1dImpl,
                     QuantAdaptiveAvgPool2dImpl, QuantAdaptiveAvgPool3dImpl, QuantInstanceNorm1dImpl,
-                    QuantInstanceNorm2dImpl, QuantInstanceNorm3dImpl>(m, quant);
+                    QuantInstanceNorm2dImpl, QuantInstanceNorm3dImpl, QuantLSTMImpl,
+                    QuantLSTMCellImpl>(m, quant);
 }
 
 // "torch::nn::Conv2dImpl" -> "Conv2d", "ns::NetImpl<ns::Float>" -> "NetImpl<Float>".

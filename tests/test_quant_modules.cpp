@@ -188,11 +188,13 @@ TEST(QuantModules, UserFactories) {
 }
 
 TEST(QuantModules, ModuleListAndModuleDict) {
-  torch::nn::ModuleList list(torch::nn::Conv1d(2, 2, 3), torch::nn::ReLU());
+  torch::nn::ModuleList list(torch::nn::Conv1d(2, 2, 3), torch::nn::ReLU(),
+                             torch::nn::LSTM(torch::nn::LSTMOptions(3, 4)));
   torch::nn::ModuleDict dict(
       std::vector<std::pair<std::string, std::shared_ptr<torch::nn::Module>>>{
           {"fc", std::make_shared<torch::nn::LinearImpl>(3, 3)}});
-  EXPECT_EQ(quant_modules::replace_with_quant_layers(*list).swapped.size(), 1u);
+  EXPECT_EQ(quant_modules::replace_with_quant_layers(*list).swapped,
+            (std::vector<std::string>{"0 (Conv1d -> QuantConv1d)", "2 (LSTM -> QuantLSTM)"}));
   EXPECT_EQ(quant_modules::replace_with_quant_layers(*dict).swapped,
             std::vector<std::string>{"fc (Linear -> QuantLinear)"});
   EXPECT_TRUE(list->ptr<nn::QuantConv1dImpl>(0));

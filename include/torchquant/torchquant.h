@@ -23,3 +23,4 @@
 #include "torchquant/nn/modules/quant_pooling.h"
 #include "torchquant/quant_modules.h"
 #include "torchquant/calib/calibrate_weights.h"
+#include "torchquant/nn/modules/quant_rnn.h"
