@@ -12,6 +12,7 @@
 #include "calib/histogram_kernel.h"
 #include "calib/histogram_merge.h"
 #include "calib/upstream_linspace.h"
+#include "ops/quant_ops.h"
 
 namespace torchquant {
 namespace calib {
@@ -81,13 +82,15 @@ void add_span(HistogramState* h, const float* data, int64_t n, int64_t initial_b
   add_counts(h, batch);
 }
 
-// One channel on another device: at::histc (float32 counts per batch), the same rules.
-void add_tensor(HistogramState* h, const at::Tensor& magnitudes, int64_t initial_bins,
+// One channel on another device (CUDA): max |x| with ATen, the counts with the
+// torchquant::_abs_histogram kernel (shared-memory histograms, int64 totals), the same rules.
+void add_tensor(HistogramState* h, const at::Tensor& values, int64_t initial_bins,
                 bool skip_zeros) {
-  const at::Tensor m = skip_zeros ? magnitudes.masked_select(magnitudes != 0) : magnitudes;
-  if (m.numel() == 0) return;
-  if (!prepare_range(h, m.max().item<float>(), initial_bins, m.numel())) return;
-  add_counts(h, to_counts(at::histc(m, h->num_bins, 0, h->edges.back())));
+  const at::Tensor magnitudes = values.abs();
+  const int64_t counted = skip_zeros ? (magnitudes != 0).sum().item<int64_t>() : values.numel();
+  if (counted == 0) return;
+  if (!prepare_range(h, magnitudes.max().item<float>(), initial_bins, counted)) return;
+  add_counts(h, to_counts(ops::abs_histogram(values, h->edges.back(), h->num_bins, skip_zeros)));
 }
 
 }  // namespace

@@ -93,6 +93,12 @@ std::tuple<at::Tensor, at::Tensor> scaled_e4m3_with_mask(const at::Tensor& input
   return op.call(inputs, amax, E, M);
 }
 
+at::Tensor abs_histogram(const at::Tensor& x, double top, int64_t num_bins, bool skip_zeros) {
+  static auto op =
+      handle<at::Tensor(const at::Tensor&, double, int64_t, bool)>("torchquant::_abs_histogram");
+  return op.call(x, top, num_bins, skip_zeros);
+}
+
 at::Tensor ste_backward(const at::Tensor& grad, const at::Tensor& mask) {
   static auto op =
       handle<at::Tensor(const at::Tensor&, const at::Tensor&)>("torchquant::_ste_backward");
@@ -127,4 +133,5 @@ TORCH_LIBRARY(torchquant, m) {
   m.def("scaled_e4m3(Tensor inputs, Tensor? amax=None, int E=4, int M=3) -> Tensor");
   m.def("_scaled_e4m3_with_mask(Tensor inputs, Tensor? amax, int E, int M) -> (Tensor, Tensor)");
   m.def("_ste_backward(Tensor grad, Tensor mask) -> Tensor");
+  m.def("_abs_histogram(Tensor x, float top, int num_bins, bool skip_zeros) -> Tensor");
 }

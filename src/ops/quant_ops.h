@@ -36,6 +36,10 @@ std::tuple<at::Tensor, at::Tensor> scaled_e4m3_with_mask(const at::Tensor& input
                                                          const c10::optional<at::Tensor>& amax,
                                                          int64_t E, int64_t M);
 at::Tensor ste_backward(const at::Tensor& grad, const at::Tensor& mask);
+/// int64 counts of |x| in `num_bins` bins over [0, top] with at::histc's float32 bin rule
+/// (|x| == top in the last bin, |x| > top and NaN not counted, zeros skipped if asked), on x's
+/// device.
+at::Tensor abs_histogram(const at::Tensor& x, double top, int64_t num_bins, bool skip_zeros);
 
 }  // namespace ops
 }  // namespace torchquant
