@@ -100,7 +100,8 @@ void BM_ComputeAmaxEntropy(benchmark::State& state) { compute_amax(state, "entro
 void BM_ComputeAmaxMse(benchmark::State& state) { compute_amax(state, "mse"); }
 void BM_ComputeAmaxPercentile(benchmark::State& state) { compute_amax(state, "percentile"); }
 
-#define TQ_THREADS(bm) BENCHMARK(bm)->Arg(1)->Arg(2)->UseRealTime()->MinTime(0.5)
+#define TQ_THREADS(bm) \
+  BENCHMARK(bm)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.5)
 TQ_THREADS(BM_Copy);
 TQ_THREADS(BM_AtenAbsMax);
 TQ_THREADS(BM_AtenHistc);
