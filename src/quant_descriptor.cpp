@@ -202,35 +202,25 @@ QuantDescriptor QUANT_DESC_8BIT_PER_TENSOR() { return QuantDescriptor().num_bits
 QuantDescriptor QUANT_DESC_UNSIGNED_8BIT_PER_TENSOR() {
   return QuantDescriptor().num_bits(8).is_unsigned(true);
 }
-QuantDescriptor QUANT_DESC_8BIT_CONV1D_WEIGHT_PER_CHANNEL() {
-  return QuantDescriptor().num_bits(8).axis(0);
-}
-QuantDescriptor QUANT_DESC_8BIT_CONV2D_WEIGHT_PER_CHANNEL() {
-  return QuantDescriptor().num_bits(8).axis(0);
-}
-QuantDescriptor QUANT_DESC_8BIT_CONV3D_WEIGHT_PER_CHANNEL() {
-  return QuantDescriptor().num_bits(8).axis(0);
-}
-QuantDescriptor QUANT_DESC_8BIT_LINEAR_WEIGHT_PER_ROW() {
-  return QuantDescriptor().num_bits(8).axis(0);
-}
-QuantDescriptor QUANT_DESC_8BIT_CONVTRANSPOSE1D_WEIGHT_PER_CHANNEL() {
-  return QuantDescriptor().num_bits(8).axis(0);
-}
-QuantDescriptor QUANT_DESC_8BIT_CONVTRANSPOSE2D_WEIGHT_PER_CHANNEL() {
-  return QuantDescriptor().num_bits(8).axis(0);
-}
-QuantDescriptor QUANT_DESC_8BIT_CONVTRANSPOSE3D_WEIGHT_PER_CHANNEL() {
-  return QuantDescriptor().num_bits(8).axis(0);
-}
+namespace {
+QuantDescriptor per_channel_8bit(int64_t axis) { return QuantDescriptor().num_bits(8).axis(axis); }
+}  // namespace
+
+QuantDescriptor QUANT_DESC_8BIT_CONV1D_WEIGHT_PER_CHANNEL() { return per_channel_8bit(0); }
+QuantDescriptor QUANT_DESC_8BIT_CONV2D_WEIGHT_PER_CHANNEL() { return per_channel_8bit(0); }
+QuantDescriptor QUANT_DESC_8BIT_CONV3D_WEIGHT_PER_CHANNEL() { return per_channel_8bit(0); }
+QuantDescriptor QUANT_DESC_8BIT_LINEAR_WEIGHT_PER_ROW() { return per_channel_8bit(0); }
+QuantDescriptor QUANT_DESC_8BIT_CONVTRANSPOSE1D_WEIGHT_PER_CHANNEL() { return per_channel_8bit(0); }
+QuantDescriptor QUANT_DESC_8BIT_CONVTRANSPOSE2D_WEIGHT_PER_CHANNEL() { return per_channel_8bit(0); }
+QuantDescriptor QUANT_DESC_8BIT_CONVTRANSPOSE3D_WEIGHT_PER_CHANNEL() { return per_channel_8bit(0); }
 QuantDescriptor QUANT_DESC_8BIT_CONVTRANSPOSE1D_WEIGHT_PER_CHANNEL_AXIS1() {
-  return QuantDescriptor().num_bits(8).axis(1);
+  return per_channel_8bit(1);
 }
 QuantDescriptor QUANT_DESC_8BIT_CONVTRANSPOSE2D_WEIGHT_PER_CHANNEL_AXIS1() {
-  return QuantDescriptor().num_bits(8).axis(1);
+  return per_channel_8bit(1);
 }
 QuantDescriptor QUANT_DESC_8BIT_CONVTRANSPOSE3D_WEIGHT_PER_CHANNEL_AXIS1() {
-  return QuantDescriptor().num_bits(8).axis(1);
+  return per_channel_8bit(1);
 }
 
 }  // namespace torchquant

@@ -23,6 +23,12 @@ std::string Calibrator::common_fields() const {
   return s;
 }
 
+void Calibrator::check_input(const at::Tensor& x, const char* where) {
+  TORCH_CHECK_TYPE(x.defined() && x.is_floating_point(), where,
+                   ": expected a floating-point tensor, got ",
+                   x.defined() ? c10::toString(x.scalar_type()) : "an undefined tensor");
+}
+
 std::vector<int64_t> Calibrator::normalized_axis(const at::Tensor& x, const char* where) const {
   std::vector<int64_t> axes;
   if (!axis_) return axes;

@@ -110,9 +110,7 @@ const HistogramState& HistogramCalibrator::histogram() const {
 
 void HistogramCalibrator::collect(const at::Tensor& x) {
   constexpr const char* kWhere = "HistogramCalibrator::collect";
-  TORCH_CHECK_TYPE(x.defined() && x.is_floating_point(), kWhere,
-                   ": expected a floating-point tensor, got ",
-                   x.defined() ? c10::toString(x.scalar_type()) : "an undefined tensor");
+  check_input(x, kWhere);
   at::NoGradGuard no_grad;
   const std::vector<int64_t> keep = normalized_axis(x, kWhere);
   if (x.numel() == 0) return;

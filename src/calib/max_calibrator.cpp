@@ -35,9 +35,7 @@ at::Tensor MaxCalibrator::local_amax(const at::Tensor& x, const std::vector<int6
 
 void MaxCalibrator::collect(const at::Tensor& x) {
   constexpr const char* kWhere = "MaxCalibrator::collect";
-  TORCH_CHECK_TYPE(x.defined() && x.is_floating_point(), kWhere,
-                   ": expected a floating-point tensor, got ",
-                   x.defined() ? c10::toString(x.scalar_type()) : "an undefined tensor");
+  check_input(x, kWhere);
   at::NoGradGuard no_grad;
   const std::vector<int64_t> dims = reduce_dims(x, kWhere);
   if (x.numel() == 0) return;  // nothing to learn from an empty batch

@@ -16,39 +16,14 @@
 
 #include <map>
 
+#include "bench_common.h"
+
 namespace {
 
-struct Data {
-  at::Tensor x, out;
-  Data() {
-    at::manual_seed(0);
-    x = at::randn({64, 256, 32, 32});
-    out = at::empty_like(x);
-  }
-};
-
-Data& data() {
-  static Data d;
-  return d;
-}
-
-void setup(benchmark::State& state) {
-  at::set_num_threads(static_cast<int>(state.range(0)));
-  data();
-}
-
-void finish(benchmark::State& state) {
-  state.SetBytesProcessed(state.iterations() * data().x.numel() * 4);
-}
-
-void BM_Copy(benchmark::State& state) {
-  setup(state);
-  for (auto _ : state) {
-    data().out.copy_(data().x);
-    benchmark::ClobberMemory();
-  }
-  finish(state);
-}
+using torchquant::bench::BM_Copy;
+using torchquant::bench::data;
+using torchquant::bench::finish;
+using torchquant::bench::setup;
 
 void BM_AtenAbsMax(benchmark::State& state) {
   setup(state);

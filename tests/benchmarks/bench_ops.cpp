@@ -15,45 +15,26 @@
 
 #include <cmath>
 
+#include "bench_common.h"
+
 namespace {
 
-struct Data {
-  at::Tensor x, grad_out, out, amax_tensor, amax_channel;
-  Data() {
-    at::manual_seed(0);
-    x = at::randn({64, 256, 32, 32});
-    grad_out = at::randn_like(x);
-    out = at::empty_like(x);
-    amax_tensor = x.abs().max() * 0.9;
-    amax_channel = x.abs().amax({0, 2, 3}, true) * 0.9;
+using torchquant::bench::BM_Copy;
+using torchquant::bench::data;
+using torchquant::bench::finish;
+using torchquant::bench::setup;
+
+struct Amax {
+  at::Tensor per_tensor, per_channel;
+  Amax() {
+    per_tensor = data().x.abs().max() * 0.9;
+    per_channel = data().x.abs().amax({0, 2, 3}, true) * 0.9;
   }
 };
 
-Data& data() {
-  static Data d;
-  return d;
-}
-
 const at::Tensor& amax_of(bool per_channel) {
-  return per_channel ? data().amax_channel : data().amax_tensor;
-}
-
-void setup(benchmark::State& state) {
-  at::set_num_threads(static_cast<int>(state.range(0)));
-  data();
-}
-
-void finish(benchmark::State& state) {
-  state.SetBytesProcessed(state.iterations() * data().x.numel() * 4);
-}
-
-void BM_Copy(benchmark::State& state) {
-  setup(state);
-  for (auto _ : state) {
-    data().out.copy_(data().x);
-    benchmark::ClobberMemory();
-  }
-  finish(state);
+  static Amax a;
+  return per_channel ? a.per_channel : a.per_tensor;
 }
 
 // Gradient of x after a backward of `forward(x)` with grad_out; the grad is dropped each time so

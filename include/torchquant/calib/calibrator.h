@@ -78,6 +78,8 @@ class Calibrator {
   std::vector<int64_t> normalized_axis(const at::Tensor& x, const char* where) const;
   /// The dims to reduce for `x`: all dims not in the normalised axis.
   std::vector<int64_t> reduce_dims(const at::Tensor& x, const char* where) const;
+  /// Checks that `x` is a defined floating-point tensor; errors name `where`.
+  static void check_input(const at::Tensor& x, const char* where);
   /// Fields of str() shared by every calibrator: "num_bits=8, axis=None, unsigned=False".
   std::string common_fields() const;
 
