@@ -4,7 +4,7 @@
 
 #include <ostream>
 
-#include "torchquant/nn/modules/quant_layer.h"
+#include "torchquant/nn/modules/quant_layer_base.h"
 
 namespace torchquant {
 namespace nn {
@@ -23,6 +23,12 @@ void QuantAddImpl::reset() {
 at::Tensor QuantAddImpl::forward(const at::Tensor& a, const at::Tensor& b) {
   if (!quant_modules::is_active()) return a + b;
   return _input0_quantizer(a) + (_input1_quantizer ? _input1_quantizer(b) : b);
+}
+
+bool QuantAddImpl::rebind_quantizer(const std::string& name,
+                                    const std::shared_ptr<torch::nn::Module>& quantizer) {
+  return detail::rebind(*this, name, quantizer, "_input0_quantizer", &_input0_quantizer) ||
+         detail::rebind(*this, name, quantizer, "_input1_quantizer", &_input1_quantizer);
 }
 
 void QuantAddImpl::pretty_print(std::ostream& stream) const {
@@ -46,6 +52,11 @@ at::Tensor QuantConcatImpl::forward(const std::vector<at::Tensor>& inputs) {
   quantized.reserve(inputs.size());
   for (const auto& x : inputs) quantized.push_back(_input_quantizer(x));
   return at::cat(quantized, options.dim());
+}
+
+bool QuantConcatImpl::rebind_quantizer(const std::string& name,
+                                       const std::shared_ptr<torch::nn::Module>& quantizer) {
+  return detail::rebind(*this, name, quantizer, "_input_quantizer", &_input_quantizer);
 }
 
 void QuantConcatImpl::pretty_print(std::ostream& stream) const {

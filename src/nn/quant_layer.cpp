@@ -35,6 +35,18 @@ std::string renamed_print(const torch::nn::Module& twin, const std::string& name
   return name + (paren == std::string::npos ? std::string() : text.substr(paren));
 }
 
+bool rebind(torch::nn::Module& owner, const std::string& name,
+            const std::shared_ptr<torch::nn::Module>& quantizer, const std::string& member_name,
+            TensorQuantizer* member) {
+  if (name != member_name) return false;
+  auto typed = std::dynamic_pointer_cast<TensorQuantizerImpl>(quantizer);
+  TORCH_CHECK_TYPE(typed != nullptr, "rebind_quantizer: ", name, " must be a TensorQuantizer, got ",
+                   quantizer ? quantizer->name() : "null");
+  owner.replace_module(name, typed);
+  *member = TensorQuantizer(typed);
+  return true;
+}
+
 }  // namespace detail
 }  // namespace nn
 }  // namespace torchquant

@@ -178,6 +178,21 @@ void TensorQuantizerImpl::set_unsigned(bool value) {
   if (calibrator_) calibrator_->set_unsigned(value);
 }
 
+void TensorQuantizerImpl::set_axis(c10::optional<std::vector<int64_t>> axis) {
+  TORCH_CHECK(!amax_.defined(), "TensorQuantizer::set_axis: this quantizer already has an amax of ",
+              "shape ", amax_.sizes(), "; changing its axis would break it");
+  QuantDescriptor desc = options.quant_desc();
+  desc.num_bits(num_bits_).is_unsigned(unsigned_).narrow_range(narrow_range_);
+  if (axis && !axis->empty()) {
+    desc.axis(*axis);
+  } else {
+    desc.clear_axis();
+  }
+  options.quant_desc(desc);
+  axis_ = desc.axis();
+  calibrator_ = calib::CalibratorHandle(calib::make_calibrator(desc));
+}
+
 void TensorQuantizerImpl::set_use_fb_fake_quant(bool value) { g_use_fb_fake_quant = value; }
 bool TensorQuantizerImpl::use_fb_fake_quant() { return g_use_fb_fake_quant; }
 

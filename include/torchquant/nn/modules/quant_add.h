@@ -16,6 +16,7 @@
 #include <iosfwd>
 #include <vector>
 
+#include "torchquant/nn/modules/quant_layer.h"
 #include "torchquant/nn/modules/tensor_quantizer.h"
 
 namespace torchquant {
@@ -32,11 +33,13 @@ struct QuantAddOptions {
 
 /// `forward(a, b) = _input0_quantizer(a) + _input1_quantizer(b)` (b unquantized unless
 /// quantize_both); plain `a + b` while quant_modules are deactivated.
-class QuantAddImpl : public torch::nn::Cloneable<QuantAddImpl> {
+class QuantAddImpl : public torch::nn::Cloneable<QuantAddImpl>, public QuantizerOwner {
  public:
   explicit QuantAddImpl(QuantAddOptions options = {});
   void reset() override;
   at::Tensor forward(const at::Tensor& a, const at::Tensor& b);
+  bool rebind_quantizer(const std::string& name,
+                        const std::shared_ptr<torch::nn::Module>& quantizer) override;
   void pretty_print(std::ostream& stream) const override;
 
   QuantAddOptions options;
@@ -58,11 +61,13 @@ struct QuantConcatOptions {
 /// `forward(inputs) = cat([_input_quantizer(x) for x in inputs], dim)`. One quantizer for every
 /// input, so that calibration gives them one amax: the concatenation then needs no requantization
 /// in TensorRT.
-class QuantConcatImpl : public torch::nn::Cloneable<QuantConcatImpl> {
+class QuantConcatImpl : public torch::nn::Cloneable<QuantConcatImpl>, public QuantizerOwner {
  public:
   explicit QuantConcatImpl(QuantConcatOptions options = {});
   void reset() override;
   at::Tensor forward(const std::vector<at::Tensor>& inputs);
+  bool rebind_quantizer(const std::string& name,
+                        const std::shared_ptr<torch::nn::Module>& quantizer) override;
   void pretty_print(std::ostream& stream) const override;
 
   QuantConcatOptions options;

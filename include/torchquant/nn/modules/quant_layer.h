@@ -5,8 +5,11 @@
 /// switch of `quant_modules::initialize()` / `deactivate()`.
 
 #include <torch/arg.h>
+#include <torch/nn/module.h>
 
+#include <memory>
 #include <mutex>
+#include <string>
 #include <utility>
 
 #include "torchquant/quant_descriptor.h"
@@ -92,6 +95,17 @@ class ScopedDefaultQuantDesc {
  private:
   QuantDescriptor saved_input_;
   QuantDescriptor saved_weight_;
+};
+
+/// A module whose forward uses TensorQuantizers held in typed members (the quant layers, QuantAdd,
+/// QuantConcat). rebind_quantizer makes `quantizer` this module's quantizer `name`, both as child
+/// and as the member its forward calls, so that several layers can share one quantizer.
+class QuantizerOwner {
+ public:
+  virtual ~QuantizerOwner() = default;
+  /// False when this module has no quantizer of that name.
+  virtual bool rebind_quantizer(const std::string& name,
+                                const std::shared_ptr<torch::nn::Module>& quantizer) = 0;
 };
 
 namespace quant_modules {

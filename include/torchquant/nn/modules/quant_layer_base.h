@@ -25,6 +25,12 @@ namespace detail {
 /// The float layer's pretty_print with its class name replaced by `name`.
 std::string renamed_print(const torch::nn::Module& twin, const std::string& name);
 
+/// When `name` is `member_name`: points `member` and the child of that name at `quantizer`
+/// (which must be a TensorQuantizer) and returns true.
+bool rebind(torch::nn::Module& owner, const std::string& name,
+            const std::shared_ptr<torch::nn::Module>& quantizer, const std::string& member_name,
+            TensorQuantizer* member);
+
 }  // namespace detail
 
 /// Base of every quant layer: the float twin, its state registered at top level, the input
@@ -32,7 +38,9 @@ std::string renamed_print(const torch::nn::Module& twin, const std::string& name
 template <typename Derived, typename FloatHolder,
           typename OptionsT =
               std::decay_t<decltype(std::declval<typename FloatHolder::Impl>().options)>>
-class QuantLayerBase : public torch::nn::Cloneable<Derived>, public QuantDefaults<Derived> {
+class QuantLayerBase : public torch::nn::Cloneable<Derived>,
+                       public QuantDefaults<Derived>,
+                       public QuantizerOwner {
  public:
   using FloatImpl = typename FloatHolder::Impl;
   using Options = OptionsT;
@@ -66,6 +74,11 @@ class QuantLayerBase : public torch::nn::Cloneable<Derived>, public QuantDefault
 
   void pretty_print(std::ostream& stream) const override {
     stream << detail::renamed_print(*twin_, Derived::kName);
+  }
+
+  bool rebind_quantizer(const std::string& name,
+                        const std::shared_ptr<torch::nn::Module>& quantizer) override {
+    return detail::rebind(*this, name, quantizer, "_input_quantizer", &_input_quantizer);
   }
 
   /// The float twin (shares every parameter and buffer with this layer).
@@ -110,6 +123,12 @@ class QuantWeightLayer : public QuantLayerBase<Derived, FloatHolder, OptionsT> {
   /// Undefined without bias.
   at::Tensor bias;
   TensorQuantizer _weight_quantizer{nullptr};
+
+  bool rebind_quantizer(const std::string& name,
+                        const std::shared_ptr<torch::nn::Module>& quantizer) override {
+    return Base::rebind_quantizer(name, quantizer) ||
+           detail::rebind(*this, name, quantizer, "_weight_quantizer", &_weight_quantizer);
+  }
 
   /// (input, weight) through their quantizers, or unchanged while quant_modules are deactivated.
   std::pair<at::Tensor, at::Tensor> quantized_operands(const at::Tensor& input) {

@@ -115,6 +115,9 @@ class TensorQuantizerImpl : public torch::nn::Cloneable<TensorQuantizerImpl> {
   void set_unsigned(bool value);
   bool narrow_range() const { return narrow_range_; }
   void set_narrow_range(bool value) { narrow_range_ = value; }
+  /// New axes (nullopt or empty: per tensor); also rebuilds the calibrator for them. An error
+  /// once the quantizer has an amax (its shape would no longer match).
+  void set_axis(c10::optional<std::vector<int64_t>> axis);
   const c10::optional<std::vector<int64_t>>& axis() const { return axis_; }
   bool fake_quant() const { return fake_quant_; }
   bool learn_amax() const { return learn_amax_; }
