@@ -7,5 +7,5 @@ cd "$root"
 scripts/setup.sh
 scripts/configure.sh
 export CCACHE_SLOPPINESS="pch_defines,time_macros,include_file_mtime,include_file_ctime"
-cmake --build build -j "$(nproc)" --target quickstart
-exec build/examples/quickstart/quickstart "$@"
+cmake --build build -j "$(nproc)" --target fashion_mnist
+exec build/examples/fashion_mnist/fashion_mnist --output-dir "${TORCHQUANT_OUT:-fashion_mnist_out}" "$@"
