@@ -63,27 +63,46 @@ __attribute__((target_clones("avx2", "default"))) uint32_t bin_indices(const flo
   return m;
 }
 
-// One thread's range: int32 counts in `sub` (num_bins + 1 slots, the last for "not counted"),
-// flushed into the int64 `counts` before they could overflow. Returns the max |x| bits.
+// One thread's range: int32 counts in kCopies interleaved sub-histograms (num_bins + 1 slots
+// each, the last for "not counted"), flushed into the int64 `counts` before they could overflow.
+// Element i increments copy i % kCopies: runs of one bin (the zeros after a ReLU: often half the
+// elements) would otherwise be a chain of increments of one counter, each waiting for the last
+// store. Returns the max |x| bits.
 uint32_t histogram_serial(const float* data, int64_t n, float top, int64_t num_bins,
                           bool skip_zeros, int64_t* counts) {
   constexpr int64_t kBlock = 1024;
+  constexpr size_t kCopies = 4;
   const auto slots = static_cast<size_t>(num_bins + 1);
-  std::vector<int32_t> sub(slots, 0);
+  std::vector<int32_t> sub(kCopies * slots, 0);
   std::vector<int32_t> idx(kBlock);
   const auto bins_f = static_cast<float>(num_bins);
   const auto bins32 = static_cast<int32_t>(num_bins);
   uint32_t m = 0;
   int64_t since_flush = 0;
   auto flush = [&] {
-    for (size_t b = 0; b < slots; ++b) counts[b] += sub[b];
+    for (size_t b = 0; b < slots; ++b) {
+      int64_t sum = 0;
+      for (size_t c = 0; c < kCopies; ++c) sum += sub[c * slots + b];
+      counts[b] += sum;
+    }
     std::fill(sub.begin(), sub.end(), 0);
     since_flush = 0;
   };
+  int32_t* s0 = sub.data();
+  int32_t* s1 = s0 + slots;
+  int32_t* s2 = s1 + slots;
+  int32_t* s3 = s2 + slots;
   for (int64_t begin = 0; begin < n; begin += kBlock) {
     const int64_t len = std::min(kBlock, n - begin);
     m = std::max(m, bin_indices(data + begin, len, top, bins_f, bins32, skip_zeros, idx.data()));
-    for (int64_t i = 0; i < len; ++i) ++sub[static_cast<size_t>(idx[i])];
+    int64_t i = 0;
+    for (; i + 4 <= len; i += 4) {
+      ++s0[idx[i]];
+      ++s1[idx[i + 1]];
+      ++s2[idx[i + 2]];
+      ++s3[idx[i + 3]];
+    }
+    for (; i < len; ++i) ++s0[idx[i]];
     since_flush += len;
     if (since_flush > (int64_t{1} << 30)) flush();
   }
@@ -92,6 +111,8 @@ uint32_t histogram_serial(const float* data, int64_t n, float top, int64_t num_b
 }
 
 }  // namespace
+
+AbsMax abs_max_serial(const float* data, int64_t n) { return from_bits(abs_max_bits(data, n)); }
 
 AbsMax abs_max(const float* data, int64_t n) {
   std::mutex mutex;

@@ -14,6 +14,8 @@ struct AbsMax {
   bool finite = true;
 };
 AbsMax abs_max(const float* data, int64_t n);
+/// abs_max on the calling thread only.
+AbsMax abs_max_serial(const float* data, int64_t n);
 
 /// Adds |x| of `n` floats into `counts` (`num_bins` int64 bins over [0, top]) with at::histc's
 /// float32 rule: bin = int((|x| * num_bins) / top), |x| == top in the last bin, |x| > top dropped.

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <limits>
 
+#include "calib/abs_max.h"
 #include "calib/histogram_kernel.h"
 
 namespace torchquant {
@@ -24,13 +25,18 @@ at::Tensor MaxCalibrator::local_amax(const at::Tensor& x, const std::vector<int6
       const detail::AbsMax m = detail::abs_max(x.data_ptr<float>(), x.numel());
       return at::scalar_tensor(m.finite ? m.max : NAN, at::kFloat);
     }
-    return at::linalg_vector_norm(x, std::numeric_limits<double>::infinity(), c10::nullopt, false,
-                                  at::kFloat);
+    // In the input's dtype, then float32: a dtype argument rejects float64 inputs (narrowing),
+    // and rounding after the max gives the same value.
+    return at::linalg_vector_norm(x, std::numeric_limits<double>::infinity()).to(at::kFloat);
   }
   if (dims.empty()) return x.abs().to(at::kFloat);  // every dim kept: amax is |x| itself
+  if (x.scalar_type() == at::kFloat && detail::reduces_all_but_first(x, dims)) {
+    return detail::abs_max_per_row(x);  // per output channel: the common case
+  }
   // max |x| over the reduced dims without materialising |x|: the infinity norm.
   return at::linalg_vector_norm(x, std::numeric_limits<double>::infinity(), dims,
-                                /*keepdim=*/true, at::kFloat);
+                                /*keepdim=*/true)
+      .to(at::kFloat);
 }
 
 void MaxCalibrator::collect(const at::Tensor& x) {

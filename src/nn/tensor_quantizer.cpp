@@ -9,6 +9,7 @@
 #include <limits>
 #include <ostream>
 
+#include "calib/abs_max.h"
 #include "torchquant/tensor_quant.h"
 #include "util/py_format.h"
 
@@ -202,13 +203,20 @@ at::Tensor TensorQuantizerImpl::get_amax(const at::Tensor& inputs) const {
     amax = amax_.device() == inputs.device() ? amax_ : amax_.to(inputs.device());
   } else {
     const at::Tensor x = inputs.detach();
-    if (!axis_) {
-      amax = at::linalg_vector_norm(x, std::numeric_limits<double>::infinity());
+    if (x.numel() == 0) {
+      amax = at::ones({}, x.options());  // no values (and no max): any amax gives the empty output
+    } else if (!axis_) {
+      amax = calib::detail::abs_max_all(x);
     } else {
       const std::vector<int64_t> dims = reduce_dims_for(x, axis_);
-      amax = dims.empty() ? x.abs()
-                          : at::linalg_vector_norm(x, std::numeric_limits<double>::infinity(), dims,
-                                                   /*keepdim=*/true);
+      if (dims.empty()) {
+        amax = x.abs();
+      } else if (calib::detail::reduces_all_but_first(x, dims)) {
+        amax = calib::detail::abs_max_per_row(x);  // per output channel: the common case
+      } else {
+        amax = at::linalg_vector_norm(x, std::numeric_limits<double>::infinity(), dims,
+                                      /*keepdim=*/true);
+      }
     }
   }
   if (scale_amax_) amax = amax.detach() * *scale_amax_;
@@ -257,6 +265,15 @@ at::Tensor TensorQuantizerImpl::quant_forward(const at::Tensor& inputs) {
   if (use_fb_fake_quant()) return fb_fake_quant(x, amax);
   if (num_bits_.is_e4m3()) return scaled_e4m3(x, amax);
   return fake_tensor_quant(x, amax, num_bits_.bits(), unsigned_, narrow_range_);
+}
+
+c10::optional<TensorQuantizerImpl::FakeQuantArgs> TensorQuantizerImpl::plain_fake_quant_args(
+    const at::Tensor& inputs) const {
+  if (disabled_ || !if_quant_ || if_calib_ || if_clip_ || !fake_quant_ || learn_amax_ ||
+      pre_quant_scale_.defined() || num_bits_.is_e4m3() || use_fb_fake_quant()) {
+    return c10::nullopt;
+  }
+  return FakeQuantArgs{get_amax(inputs), num_bits_.bits(), unsigned_, narrow_range_};
 }
 
 at::Tensor TensorQuantizerImpl::forward(const at::Tensor& inputs) {

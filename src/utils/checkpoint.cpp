@@ -149,20 +149,19 @@ LoadReport load_state_dict(torch::nn::Module& model, const std::string& path,
   const std::vector<char> bytes = read_bytes(path, kLoad);
   TORCH_CHECK(!bytes.empty(), kLoad, ": '", path, "' is empty");
   c10::IValue loaded;
+  auto unreadable = [&](const char* why) {
+    TORCH_CHECK(false, kLoad, ": cannot read '", path,
+                "' as a torch.save file (truncated, not written by torch.save / "
+                "save_state_dict, or a state_dict() OrderedDict, which LibTorch's reader cannot "
+                "rebuild: save torch.save(dict(model.state_dict()), f)): ",
+                why);
+  };
   try {
     loaded = torch::pickle_load(bytes);
   } catch (const c10::Error& e) {
-    TORCH_CHECK(false, kLoad, ": cannot read '", path,
-                "' as a torch.save file (truncated, not written by torch.save / "
-                "save_state_dict, or a state_dict() OrderedDict, which LibTorch's reader cannot "
-                "rebuild: save torch.save(dict(model.state_dict()), f)): ",
-                e.what_without_backtrace());
+    unreadable(e.what_without_backtrace());
   } catch (const std::exception& e) {
-    TORCH_CHECK(false, kLoad, ": cannot read '", path,
-                "' as a torch.save file (truncated, not written by torch.save / "
-                "save_state_dict, or a state_dict() OrderedDict, which LibTorch's reader cannot "
-                "rebuild: save torch.save(dict(model.state_dict()), f)): ",
-                e.what());
+    unreadable(e.what());
   }
   TORCH_CHECK(loaded.isGenericDict(), kLoad, ": '", path,
               "' does not hold a dict of str -> Tensor but a ", loaded.tagKind(),

@@ -18,6 +18,21 @@
 
 namespace torchquant {
 namespace nn {
+
+/// Process-wide switch (default on) of QuantConv1d/2d/3d's fused training path: when gradients
+/// are needed and both quantizers do plain fake quantization, forward runs the convolution of
+/// the quantized operands as one autograd node that keeps only the layer's input and weight and
+/// recomputes the quantization and its straight-through masks in backward. Outputs and gradients
+/// are bit-identical to the unfused graph; the memory of a training step drops by the quantized
+/// copies and masks of every activation (docs/benchmarks.md). Off: every quantizer records its
+/// own autograd node, as upstream.
+///
+/// \code
+///   torchquant::nn::set_fused_quant_conv(false);  // e.g. to compare against the unfused graph
+/// \endcode
+void set_fused_quant_conv(bool enabled);
+bool fused_quant_conv();
+
 namespace detail {
 
 /// Convolution with torch::nn's padding semantics ('same'/'valid', and reflect / replicate /
@@ -25,6 +40,17 @@ namespace detail {
 template <size_t D>
 at::Tensor conv_forward(const at::Tensor& input, const at::Tensor& weight, const at::Tensor& bias,
                         const torch::nn::ConvOptions<D>& options);
+
+/// QuantConvNd's fused training path (see set_fused_quant_conv): the convolution of the quantized
+/// operands as one autograd node, or nullopt when the layer must take the unfused path (no
+/// gradient needed, non-zero padding mode, 'same'/'valid' padding, a quantizer that is not plain
+/// fake quantization, fusion switched off).
+template <size_t D>
+c10::optional<at::Tensor> fused_conv_forward(const at::Tensor& input, const at::Tensor& weight,
+                                             const at::Tensor& bias,
+                                             const torch::nn::ConvOptions<D>& options,
+                                             const TensorQuantizerImpl& input_quantizer,
+                                             const TensorQuantizerImpl& weight_quantizer);
 
 /// Transposed convolution, output_padding derived from `output_size` as torch::nn does.
 template <size_t D>
@@ -59,6 +85,10 @@ class QuantConvNdImpl : public QuantWeightLayer<Derived, FloatHolder, torch::nn:
   }
 
   at::Tensor forward(const at::Tensor& input) {
+    if (auto y = detail::fused_conv_forward<D>(input, this->weight, this->bias, this->options,
+                                               *this->_input_quantizer, *this->_weight_quantizer)) {
+      return *y;
+    }
     auto [x, w] = this->quantized_operands(input);
     return detail::conv_forward<D>(x, w, this->bias, this->options);
   }

@@ -135,6 +135,24 @@ class TensorQuantizerImpl : public torch::nn::Cloneable<TensorQuantizerImpl> {
   static void set_use_fb_fake_quant(bool value);
   static bool use_fb_fake_quant();
 
+  /// The arguments of `fake_tensor_quant(inputs, amax, num_bits, unsigned, narrow_range)`.
+  struct FakeQuantArgs {
+    at::Tensor amax;
+    int64_t num_bits = 8;
+    bool is_unsigned = false;
+    bool narrow_range = true;
+  };
+  /// When forward(inputs) would be exactly `fake_tensor_quant(inputs, amax, ...)` (enabled, quant
+  /// stage on, calibration and clip stages off, fake integer quantization, no learn_amax, no
+  /// pre_quant_scale, export mode off), its arguments with amax resolved for `inputs` (fixed, or
+  /// dynamic); otherwise nullopt. Fused layers (QuantConvNd's training path) use it to
+  /// recompute the quantization in backward instead of saving it.
+  ///
+  /// \code
+  ///   if (auto args = quantizer->plain_fake_quant_args(x)) std::cout << args->amax;
+  /// \endcode
+  c10::optional<FakeQuantArgs> plain_fake_quant_args(const at::Tensor& inputs) const;
+
   TensorQuantizerOptions options;
   /// The learnable clip (only with learn_amax).
   Clip clip{nullptr};
