@@ -276,7 +276,7 @@ QuantDescriptor QuantDescriptor::from_json(const std::string& text) {
   json obj;
   try {
     obj = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for numbers like 1e999
     TORCH_CHECK_VALUE(false, "QuantDescriptor::from_json: malformed JSON: ", e.what());
   }
   return from_object(obj, "QuantDescriptor::from_json");

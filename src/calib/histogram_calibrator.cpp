@@ -28,6 +28,9 @@ std::vector<float> to_edges(const at::Tensor& edges) {
   return std::vector<float>(e.data_ptr<float>(), e.data_ptr<float>() + e.numel());
 }
 
+/// Most bins a histogram may grow to (512 MiB of int64 counts).
+constexpr int64_t kMaxGrownBins = int64_t{1} << 26;
+
 // Fixes `h`'s range for a batch whose max |x| is `x_max` with pytorch_quantization's torch-path
 // rules (first batch: linspace(0, x_max, bins + 1); a larger max: keep the width, edges =
 // float32 arange(0, x_max + width, width)). Returns false when the batch is all zeros and no range
@@ -47,7 +50,13 @@ bool prepare_range(HistogramState* h, float x_max, int64_t initial_bins, int64_t
   } else if (x_max > h->edges.back()) {
     const at::Tensor width = at::scalar_tensor(h->edges[1] - h->edges[0], f32);
     const at::Tensor top = at::scalar_tensor(x_max, f32);
-    h->num_bins = static_cast<int64_t>(std::ceil((top / width).item<float>()));
+    const float bins = std::ceil((top / width).item<float>());
+    // Checked before the cast (UB past int64) and before allocating; h is the caller's copy.
+    TORCH_CHECK_VALUE(bins <= static_cast<float>(kMaxGrownBins),
+                      "HistogramCalibrator::collect: max |x| = ", x_max,
+                      " would grow the histogram to ", bins, " bins of width ", width.item<float>(),
+                      " (at most ", kMaxGrownBins, "); nothing was collected from this batch");
+    h->num_bins = static_cast<int64_t>(bins);
     h->edges = to_edges(at::arange(0, (top + width).item<float>(), width.item<float>(), f32));
   }
   h->counts.resize(std::max(h->counts.size(), static_cast<size_t>(h->num_bins)), 0);
@@ -131,8 +140,9 @@ void HistogramCalibrator::collect(const at::Tensor& x) {
   const int64_t inner = rows.size(1);
   if (!hists_.empty()) {
     TORCH_CHECK_VALUE(static_cast<int64_t>(hists_.size()) == channels && shape == amax_shape_,
-                      kWhere, ": amax shape changed! The histograms have shape ", amax_shape_,
-                      " but this batch gives ", shape);
+                      kWhere, ": amax shape changed! The histograms have shape ",
+                      c10::IntArrayRef(amax_shape_), " but this batch gives ",
+                      c10::IntArrayRef(shape));
   }
   if (!rows.is_cpu()) {
     rows = rows.abs().to(at::kFloat);
@@ -191,6 +201,10 @@ c10::optional<at::Tensor> HistogramCalibrator::compute_amax(
   TORCH_CHECK_VALUE(options.percentile() >= 0 && options.percentile() <= 100,
                     "HistogramCalibrator::compute_amax: percentile must be in [0, 100], got ",
                     options.percentile());
+  TORCH_CHECK_VALUE(method == "percentile" || !num_bits().is_e4m3(),
+                    "HistogramCalibrator::compute_amax: method \"", method,
+                    "\" needs an integer num_bits, got ", num_bits().str(),
+                    " (E4M3); use \"percentile\"");
   if (hists_.empty()) return c10::nullopt;
   std::vector<float> amax;
   try {

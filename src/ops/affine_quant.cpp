@@ -30,6 +30,10 @@ at::Tensor fake_affine_tensor_quant_impl(const at::Tensor& inputs, const at::Ten
   check_range_tensor(fn, "max_range", max_range, inputs);
   TORCH_CHECK(num_bits >= 2 && num_bits <= 16, fn, ": num_bits must be in [2, 16], got ", num_bits);
   const double lo = min_range.item<double>(), hi = max_range.item<double>();
+  // An infinite range gives an infinite step and NaN outputs.
+  TORCH_CHECK(std::isfinite(lo) && std::isfinite(hi), fn,
+              ": min_range and max_range must be finite, got min_range=", lo,
+              " and max_range=", hi);
   TORCH_CHECK(lo < hi, fn, ": expected min_range < max_range, got min_range=", lo,
               " and max_range=", hi);
   const double min_bound = -std::ldexp(1.0, static_cast<int>(num_bits - 1));

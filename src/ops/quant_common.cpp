@@ -72,9 +72,23 @@ at::Tensor kernel_view(const at::Tensor& t, const ChannelLayout& layout, at::Int
 }
 
 void check_amax_values(const char* fn, const at::Tensor& amax) {
-  const double amin = amax.min().item<double>();
-  TORCH_CHECK(!std::isnan(amin), fn, ": amax contains NaN; expected finite non-negative values");
+  double amin = 0, amax_max = 0;
+  if (amax.numel() == 1) {
+    amin = amax_max = amax.item<double>();
+  } else {  // one device-to-host copy for both
+    const at::Tensor both = at::stack({amax.min(), amax.max()}).to(at::kCPU, at::kDouble);
+    amin = both.data_ptr<double>()[0];
+    amax_max = both.data_ptr<double>()[1];
+  }
+  // A dynamic amax (TensorQuantizer without _amax) is max |x|: NaN or Inf there means the inputs.
+  TORCH_CHECK(!std::isnan(amin), fn,
+              ": amax contains NaN; expected finite non-negative values (a dynamic amax, max |x|, "
+              "is NaN when the inputs contain NaN)");
   TORCH_CHECK(amin >= 0, fn, ": amax must be non-negative, got a minimum of ", amin);
+  // +Inf would give a zero scale and 0/0 = NaN outputs.
+  TORCH_CHECK(!std::isinf(amax_max), fn,
+              ": amax contains Inf; expected finite non-negative values (a dynamic amax, max |x|, "
+              "is Inf when the inputs contain Inf)");
 }
 
 }  // namespace

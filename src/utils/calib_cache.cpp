@@ -272,6 +272,8 @@ void write_calib_cache(const std::string& path, const CalibCache& cache) {
   for (const auto& [tensor, scale] : cache.scales) {
     TORCH_CHECK_VALUE(!tensor.empty() && tensor.find_first_of("\r\n") == std::string::npos, fn,
                       ": tensor names must be non-empty and on one line, got '", tensor, "'");
+    TORCH_CHECK_VALUE(std::isfinite(scale) && scale >= 0, fn, ": the scale of '", tensor, "' is ",
+                      scale, "; expected a finite float32 >= 0");
     text << tensor << ": " << calib_cache_hex(scale) << "\n";
   }
   write_text(path, text.str(), fn);
@@ -330,6 +332,9 @@ CalibCache read_calib_cache(const std::string& path) {
     const auto bits = static_cast<uint32_t>(std::stoul(value, nullptr, 16));
     float scale = 0;
     std::memcpy(&scale, &bits, sizeof(scale));
+    TORCH_CHECK_VALUE(std::isfinite(scale) && scale >= 0, fn, ": '", path, "' line ", line_no,
+                      ": the scale of '", name, "' (", value, ") is ", scale,
+                      "; expected a finite float32 >= 0");
     TORCH_CHECK_VALUE(cache.scales.emplace(name, scale).second, fn, ": '", path, "' line ", line_no,
                       ": tensor '", name, "' appears twice");
   }
