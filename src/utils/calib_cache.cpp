@@ -29,6 +29,7 @@
 #include <unordered_map>
 
 #include "torchquant/nn/modules/tensor_quantizer.h"
+#include "utils/module_device.h"
 
 namespace torchquant {
 namespace utils {
@@ -129,32 +130,6 @@ float value_from_json(const ordered_json& v, const std::string& where) {
   TORCH_CHECK_VALUE(false, where,
                     ": an amax value must be a number, \"nan\", \"inf\" or \"-inf\", ", "got ",
                     v.dump());
-}
-
-// The quantizer's own device, else the nearest enclosing module's, else any tensor's, else CPU.
-c10::Device device_for(const std::string& quantizer_name,
-                       const std::unordered_map<std::string, torch::nn::Module*>& modules) {
-  auto own = [](const torch::nn::Module& m) -> c10::optional<c10::Device> {
-    for (const auto& p : m.named_parameters(false)) return p.value().device();
-    for (const auto& b : m.named_buffers(false)) return b.value().device();
-    return c10::nullopt;
-  };
-  std::string name = quantizer_name;
-  while (true) {
-    auto it = modules.find(name);
-    if (it != modules.end()) {
-      if (auto d = own(*it->second)) return *d;
-    }
-    if (name.empty()) break;
-    const auto dot = name.rfind('.');
-    name = dot == std::string::npos ? std::string() : name.substr(0, dot);
-  }
-  auto root = modules.find("");
-  if (root != modules.end()) {
-    for (const auto& p : root->second->parameters()) return p.device();
-    for (const auto& b : root->second->buffers()) return b.device();
-  }
-  return c10::Device(c10::kCPU);
 }
 
 }  // namespace
@@ -484,7 +459,7 @@ std::vector<std::string> load_amax_json(torch::nn::Module& model, const std::str
   std::vector<std::string> names;
   for (const auto& [r, q] : plan) {
     const bool created = !q->has_amax();
-    const c10::Device device = device_for(r->name, modules);
+    const c10::Device device = detail::nearest_device(r->name, modules);
     q->set_amax(r->amax.to(device));
     if (created && q->amax().device() != device) q->to(device);
     names.push_back(r->name);

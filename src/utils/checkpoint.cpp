@@ -18,6 +18,7 @@
 #include <unordered_map>
 
 #include "torchquant/nn/modules/tensor_quantizer.h"
+#include "utils/module_device.h"
 
 namespace torchquant {
 namespace utils {
@@ -63,33 +64,6 @@ std::string shape_str(const at::Tensor& t) {
   std::ostringstream s;
   s << t.sizes();
   return s.str();
-}
-
-c10::optional<c10::Device> own_device(const torch::nn::Module& m) {
-  for (const auto& p : m.named_parameters(/*recurse=*/false)) return p.value().device();
-  for (const auto& b : m.named_buffers(/*recurse=*/false)) {
-    if (b.value().defined()) return b.value().device();
-  }
-  return c10::nullopt;
-}
-
-// The quantizer's device, else that of the nearest enclosing module holding tensors, else any
-// tensor of the model, else CPU.
-c10::Device device_for(const std::string& quantizer_name,
-                       const std::unordered_map<std::string, torch::nn::Module*>& modules,
-                       const std::vector<Slot>& state) {
-  std::string name = quantizer_name;
-  while (true) {
-    auto it = modules.find(name);
-    if (it != modules.end()) {
-      if (auto d = own_device(*it->second)) return *d;
-    }
-    if (name.empty()) break;
-    const auto dot = name.rfind('.');
-    name = dot == std::string::npos ? std::string() : name.substr(0, dot);
-  }
-  for (const Slot& s : state) return s.tensor.device();
-  return c10::Device(c10::kCPU);
 }
 
 std::vector<char> read_bytes(const std::string& path, const char* fn) {
@@ -247,7 +221,8 @@ LoadReport load_state_dict(torch::nn::Module& model, const std::string& path,
                              "' must be a dense floating tensor, got " +
                              c10::toString(src.scalar_type()));
         } else {
-          creations.push_back({name, q, leaf == "_amax", src, device_for(owner, modules, state)});
+          creations.push_back(
+              {name, q, leaf == "_amax", src, detail::nearest_device(owner, modules)});
         }
         continue;
       }
