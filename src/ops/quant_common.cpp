@@ -3,7 +3,9 @@
 #include <ATen/Functions.h>
 #include <ATen/core/grad_mode.h>
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <vector>
 
 namespace torchquant {
@@ -71,6 +73,8 @@ at::Tensor kernel_view(const at::Tensor& t, const ChannelLayout& layout, at::Int
   return t.reshape({-1}).contiguous();
 }
 
+void check_amax_extremes(const char* fn, bool nan, double amin, double amax_max);
+
 void check_amax_values(const char* fn, const at::Tensor& amax) {
   double amin = 0, amax_max = 0;
   if (amax.numel() == 1) {
@@ -80,8 +84,12 @@ void check_amax_values(const char* fn, const at::Tensor& amax) {
     amin = both.data_ptr<double>()[0];
     amax_max = both.data_ptr<double>()[1];
   }
+  check_amax_extremes(fn, std::isnan(amin), amin, amax_max);
+}
+
+void check_amax_extremes(const char* fn, bool nan, double amin, double amax_max) {
   // A dynamic amax (TensorQuantizer without _amax) is max |x|: NaN or Inf there means the inputs.
-  TORCH_CHECK(!std::isnan(amin), fn,
+  TORCH_CHECK(!nan, fn,
               ": amax contains NaN; expected finite non-negative values (a dynamic amax, max |x|, "
               "is NaN when the inputs contain NaN)");
   TORCH_CHECK(amin >= 0, fn, ": amax must be non-negative, got a minimum of ", amin);
@@ -109,9 +117,57 @@ QuantParams check_quant_args(const char* fn, const at::Tensor& inputs, const at:
   return p;
 }
 
+namespace {
+
+// float32 inputs with a contiguous float32 CPU amax (training and calibration on the CPU): the
+// checks and scales of prepare_quant_params in one loop over amax's values instead of a dozen
+// small ATen ops (about 50 us a call: 10% of a small CNN's forward). Same values bit for bit: the
+// float32 division max_bound / amax and the <= 2^-24 test are the ones ATen computes there.
+bool prepare_cpu_f32(const char* fn, const at::Tensor& inputs, const at::Tensor& amax,
+                     QuantParams& p) {
+  if (!amax.is_cpu() || amax.scalar_type() != at::kFloat || inputs.scalar_type() != at::kFloat ||
+      !amax.is_contiguous() || p.layout.kind == ChannelLayout::Kind::kGeneral) {
+    return false;
+  }
+  const int64_t n = amax.numel();
+  const float* a = amax.const_data_ptr<float>();
+  bool nan = false;
+  double amin = std::numeric_limits<double>::infinity();
+  double amax_max = -std::numeric_limits<double>::infinity();
+  for (int64_t i = 0; i < n; ++i) {
+    if (std::isnan(a[i])) {
+      nan = true;
+    } else {
+      amin = std::min(amin, static_cast<double>(a[i]));
+      amax_max = std::max(amax_max, static_cast<double>(a[i]));
+    }
+  }
+  check_amax_extremes(fn, nan, amin, amax_max);
+  at::Tensor mul = at::empty({n}, amax.options());
+  at::Tensor div = at::empty({n}, amax.options());
+  float* m = mul.data_ptr<float>();
+  float* d = div.data_ptr<float>();
+  const auto bound = static_cast<float>(p.max_bound);
+  const auto threshold = static_cast<float>(kZeroAmaxThreshold);
+  for (int64_t i = 0; i < n; ++i) {
+    const float scale = bound / a[i];
+    const bool zero = a[i] <= threshold;
+    m[i] = zero ? 0.f : scale;
+    d[i] = zero ? 1.f : scale;
+  }
+  p.amax = amax.reshape({-1});
+  p.scale_mul = mul;
+  p.scale_div = div;
+  p.returned_scale = div.view(amax.sizes());
+  return true;
+}
+
+}  // namespace
+
 QuantParams prepare_quant_params(const char* fn, const at::Tensor& inputs, const at::Tensor& amax,
                                  int64_t num_bits, bool is_unsigned, bool narrow_range, bool fake) {
   QuantParams p = check_quant_args(fn, inputs, amax, num_bits, is_unsigned, narrow_range);
+  if (prepare_cpu_f32(fn, inputs, amax, p)) return p;
   check_amax_values(fn, amax);
 
   // The scale is a true float division in amax's precision (fp32 for 16-bit amax), as upstream.
