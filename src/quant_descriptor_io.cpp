@@ -19,6 +19,16 @@ namespace {
 
 using nlohmann::json;
 
+// JSON strings are UTF-8: nlohmann's dump() throws on anything else.
+bool is_utf8(const std::string& text) {
+  try {
+    (void)json(text).dump();
+    return true;
+  } catch (const json::type_error&) {
+    return false;
+  }
+}
+
 // Nested lists of numbers -> flat values + shape; a number -> 0-d.
 void flatten_amax(const json& node, size_t depth, std::vector<int64_t>* shape,
                   std::vector<double>* values, const char* where) {
@@ -28,7 +38,8 @@ void flatten_amax(const json& node, size_t depth, std::vector<int64_t>* shape,
     return;
   }
   TORCH_CHECK_TYPE(node.is_array(), where,
-                   ": amax must be a number or a (nested) list of numbers, ", "got ", node.dump());
+                   ": amax must be a number or a (nested) list of numbers, ", "got ",
+                   node.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   const auto n = static_cast<int64_t>(node.size());
   if (depth == shape->size()) {
     TORCH_CHECK_VALUE(values->empty() || depth > 0, where, ": amax is a ragged nested list");
@@ -60,7 +71,8 @@ T get_as(const json& value, const std::string& key, const char* what, const char
   } else {
     ok = value.is_string();
   }
-  TORCH_CHECK_TYPE(ok, where, ": '", key, "' must be ", what, ", got ", value.dump());
+  TORCH_CHECK_TYPE(ok, where, ": '", key, "' must be ", what, ", got ",
+                   value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   return value.get<T>();
 }
 
@@ -68,7 +80,8 @@ NumBits num_bits_from(const json& value, const char* where) {
   if (value.is_array()) {
     TORCH_CHECK_VALUE(
         value.size() == 2 && value[0].is_number_integer() && value[1].is_number_integer(), where,
-        ": 'num_bits' must be an integer or [4, 3], got ", value.dump());
+        ": 'num_bits' must be an integer or [4, 3], got ",
+        value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     return NumBits(value[0].get<int64_t>(), value[1].get<int64_t>());
   }
   return NumBits(get_as<int64_t>(value, "num_bits", "an integer or [4, 3]", where));
@@ -81,7 +94,7 @@ void axis_from(const json& value, QuantDescriptor* desc, const char* where) {
     return;
   }
   TORCH_CHECK_TYPE(value.is_array(), where, ": 'axis' must be an integer or a list of integers, ",
-                   "got ", value.dump());
+                   "got ", value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   std::vector<int64_t> axes;
   for (const auto& a : value)
     axes.push_back(get_as<int64_t>(a, "axis", "a list of integers", where));
@@ -90,15 +103,20 @@ void axis_from(const json& value, QuantDescriptor* desc, const char* where) {
 
 QuantDescriptor from_object(const json& obj, const char* where) {
   TORCH_CHECK_VALUE(obj.is_object(), where, ": expected a mapping of descriptor fields, got ",
-                    obj.dump());
+                    obj.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   QuantDescriptor desc;
   for (const auto& [key, value] : obj.items()) {
     if (key == "num_bits") {
       desc.num_bits(num_bits_from(value, where));
     } else if (key == "name") {
-      desc.name(value.is_null() ? c10::nullopt
-                                : c10::optional<std::string>(
-                                      get_as<std::string>(value, key, "a string or null", where)));
+      if (!value.is_null()) {
+        const auto name = get_as<std::string>(value, key, "a string or null", where);
+        TORCH_CHECK_VALUE(is_utf8(name), where, ": 'name' must be valid UTF-8, got ",
+                          value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+        desc.name(name);
+      } else {
+        desc.name(c10::nullopt);
+      }
     } else if (key == "fake_quant") {
       desc.fake_quant(get_as<bool>(value, key, "a boolean", where));
     } else if (key == "axis") {
@@ -244,6 +262,60 @@ std::string yaml_scalar_text(const json& value) {
   }
   const std::string s = value.get<std::string>();
   if (is_plain_yaml_string(s)) return s;
+  const bool printable = std::all_of(s.begin(), s.end(), [](char c) {
+    return static_cast<unsigned char>(c) >= 0x20 && c != 0x7f;
+  });
+  if (!printable) {
+    // As PyYAML: double quotes with escapes (a single-quoted scalar cannot hold control
+    // characters, and folds line breaks). Found by tests/fuzz/fuzz_descriptor.
+    std::string quoted = "\"";
+    for (char c : s) {
+      const auto u = static_cast<unsigned char>(c);
+      switch (c) {
+        case '\0':
+          quoted += "\\0";
+          break;
+        case '\a':
+          quoted += "\\a";
+          break;
+        case '\b':
+          quoted += "\\b";
+          break;
+        case '\t':
+          quoted += "\\t";
+          break;
+        case '\n':
+          quoted += "\\n";
+          break;
+        case '\v':
+          quoted += "\\v";
+          break;
+        case '\f':
+          quoted += "\\f";
+          break;
+        case '\r':
+          quoted += "\\r";
+          break;
+        case '\x1b':
+          quoted += "\\e";
+          break;
+        case '"':
+          quoted += "\\\"";
+          break;
+        case '\\':
+          quoted += "\\\\";
+          break;
+        default:
+          if (u < 0x20 || u == 0x7f) {
+            const char* hex = "0123456789ABCDEF";
+            quoted += std::string("\\x") + hex[u >> 4] + hex[u & 15];
+          } else {
+            quoted += c;
+          }
+      }
+    }
+    return quoted + "\"";
+  }
   std::string quoted = "'";
   for (char c : s) quoted += c == '\'' ? std::string("''") : std::string(1, c);
   return quoted + "'";
@@ -270,7 +342,12 @@ void emit_yaml_sequence(const json& list, size_t column, bool inline_first, std:
 
 }  // namespace
 
-std::string QuantDescriptor::to_json() const { return to_object(*this).dump(2); }
+std::string QuantDescriptor::to_json() const {
+  TORCH_CHECK_VALUE(
+      !name() || is_utf8(*name()),
+      "QuantDescriptor::to_json: the name is not valid UTF-8, which JSON cannot hold");
+  return to_object(*this).dump(2);
+}
 
 QuantDescriptor QuantDescriptor::from_json(const std::string& text) {
   json obj;
@@ -298,13 +375,13 @@ std::string QuantDescriptor::to_yaml() const {
 }
 
 QuantDescriptor QuantDescriptor::from_yaml(const std::string& text) {
-  YAML::Node root;
-  try {
-    root = YAML::Load(text);
+  json object;
+  try {  // parsing, and the conversion (a key that is not a scalar is a YAML::BadConversion)
+    object = yaml_to_json(YAML::Load(text));
   } catch (const YAML::Exception& e) {
     TORCH_CHECK_VALUE(false, "QuantDescriptor::from_yaml: malformed YAML: ", e.what());
   }
-  return from_object(yaml_to_json(root), "QuantDescriptor::from_yaml");
+  return from_object(object, "QuantDescriptor::from_yaml");
 }
 
 }  // namespace torchquant

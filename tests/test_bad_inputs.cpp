@@ -403,7 +403,7 @@ TEST(BadInputsCalibrators, GrowthPastTheBinLimitIsAClearErrorThatKeepsTheHistogr
   const auto before = hist.histograms();
   expect_error([&] { hist.collect(torch::tensor({1e30f})); },
                {"HistogramCalibrator::collect", "max |x| = 1e+30", "would grow the histogram",
-                "(at most 67108864)", "nothing was collected"});
+                "(at most 16777216)", "nothing was collected"});
   expect_same_histograms(before, hist.histograms());
   hist.collect(torch::tensor({100.0f}));  // 1600 bins: fine
   EXPECT_EQ(hist.histogram().num_bins, 1600);
@@ -464,6 +464,62 @@ TEST(BadInputsCalibCache, ScalesMustBeFiniteAndNonNegative) {
   std::ofstream(path) << "\nTRT-8601-EntropyCalibration2\n";
   expect_error([&] { utils::read_calib_cache(path); }, {"line 1: expected the header", "got ''"});
   std::remove(path.c_str());
+}
+
+// Found by tests/fuzz/fuzz_descriptor: bytes that are not UTF-8 in YAML (which yaml-cpp accepts)
+// escaped as nlohmann::json::type_error when an error message or to_json printed them, and a
+// sequence used as a key escaped as YAML::BadConversion.
+TEST(BadInputsDescriptor, FuzzFindingsInYamlAreC10Errors) {
+  expect_error(
+      [] {
+        QuantDescriptor::from_yaml(
+            "fake_quant: tr\xff\xff"
+            "e\n");
+      },
+      {"QuantDescriptor::from_yaml", "'fake_quant' must be a boolean"});
+  expect_error([] { QuantDescriptor::from_yaml("name: a\xc8w\n"); },
+               {"QuantDescriptor::from_yaml: 'name' must be valid UTF-8"});
+  expect_error([] { QuantDescriptor::from_yaml("? [1, 2]\n: 3\n"); },
+               {"QuantDescriptor::from_yaml: malformed YAML"});
+  const QuantDescriptor bad_name = QuantDescriptor().name(std::string("w\xff"));
+  expect_error([&] { (void)bad_name.to_json(); },
+               {"QuantDescriptor::to_json: the name is not valid UTF-8"});
+  EXPECT_EQ(QuantDescriptor::from_json(QuantDescriptor().name("w\xc3\xa9").to_json()).name(),
+            std::string("w\xc3\xa9"));  // valid UTF-8 round-trips
+  // Control characters (NUL included) and line breaks round-trip through YAML in double quotes.
+  const QuantDescriptor control = QuantDescriptor().name(std::string("a\0b\x07\n\t\"\\c", 9));
+  EXPECT_NE(control.to_yaml().find("name: \"a\\0b\\a\\n\\t\\\"\\\\c\""), std::string::npos)
+      << control.to_yaml();
+  EXPECT_EQ(QuantDescriptor::from_yaml(control.to_yaml()), control);
+  EXPECT_EQ(QuantDescriptor::from_json(control.to_json()), control);
+}
+
+// Found by tests/fuzz/fuzz_histogram: with a range near FLT_MAX the bin rule's product overflows
+// to inf (a float-to-int cast out of range: undefined behaviour); such values land in the last
+// bin. A histogram grown past 2^16 bins is counted without per-thread copies (the fuzzer's 2 GB
+// limit caught 24 bytes per bin per thread).
+TEST(BadInputsCalibrators, HugeRangesAndGrownHistogramsCountEveryElement) {
+  calib::HistogramCalibrator huge;
+  huge.collect(torch::tensor({3.0e38f, 1.0f, 2.9e38f}));
+  EXPECT_EQ(huge.histogram().counts.back(), 2);  // 2.9e38 overflows the rule too
+  int64_t total = 0;
+  for (int64_t c : huge.histogram().counts) total += c;
+  EXPECT_EQ(total, 3);
+
+  calib::HistogramCalibrator grown;
+  grown.collect(torch::rand({1000}));
+  const at::Tensor big = torch::rand({5000}) * 100;  // about 200k bins
+  grown.collect(big);
+  const auto& h = grown.histogram();
+  ASSERT_GT(h.counts.size(), 100000u);
+  total = 0;
+  for (int64_t c : h.counts) total += c;
+  EXPECT_EQ(total, 6000);
+  // Every value above 1 came from the second batch and was counted in the bins above 1.
+  const auto above = static_cast<size_t>(std::ceil(1.0f / (h.edges[1] - h.edges[0]))) + 1;
+  int64_t high = 0;
+  for (size_t b = above; b < h.counts.size(); ++b) high += h.counts[b];
+  EXPECT_EQ(high, big.gt(h.edges[above]).sum().item<int64_t>());
 }
 
 }  // namespace

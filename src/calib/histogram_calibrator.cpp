@@ -28,8 +28,8 @@ std::vector<float> to_edges(const at::Tensor& edges) {
   return std::vector<float>(e.data_ptr<float>(), e.data_ptr<float>() + e.numel());
 }
 
-/// Most bins a histogram may grow to (512 MiB of int64 counts).
-constexpr int64_t kMaxGrownBins = int64_t{1} << 26;
+/// Most bins a histogram may grow to (128 MiB of int64 counts).
+constexpr int64_t kMaxGrownBins = int64_t{1} << 24;
 
 // Fixes `h`'s range for a batch whose max |x| is `x_max` with pytorch_quantization's torch-path
 // rules (first batch: linspace(0, x_max, bins + 1); a larger max: keep the width, edges =

@@ -14,6 +14,8 @@ namespace detail {
 namespace {
 
 constexpr int64_t kGrain = 1 << 16;
+// Above this many bins, accumulate_histogram counts without per-thread private copies.
+constexpr int64_t kPrivateBinsLimit = 1 << 16;
 constexpr uint32_t kAbsMask = 0x7fffffffu;
 constexpr uint32_t kMaxFiniteBits = 0x7f7fffffu;  // FLT_MAX
 
@@ -54,8 +56,11 @@ __attribute__((target_clones("avx2", "default"))) uint32_t bin_indices(const flo
     m = m < b ? b : m;
     const float a = std::fabs(data[i]);
     const bool counted = (a <= top) & !(skip_zeros & (a == 0.f));
-    // min() keeps the cast in range for elements that are not counted (including NaN).
-    const float q = (std::min(a, top) * bins_f) / top;
+    // at::histc's float32 rule. The clamp keeps the cast defined where the rule overflows (a top
+    // near FLT_MAX: the product is inf) and for NaN (not counted either way); an element that
+    // overflows lands in the last bin.
+    float q = (std::min(a, top) * bins_f) / top;
+    q = q < bins_f ? q : bins_f;
     int32_t pos = static_cast<int32_t>(q);
     pos = pos == num_bins ? num_bins - 1 : pos;
     out[i] = counted ? pos : num_bins;
@@ -127,6 +132,22 @@ AbsMax abs_max(const float* data, int64_t n) {
 
 AbsMax accumulate_histogram(const float* data, int64_t n, float top, int64_t num_bins,
                             bool skip_zeros, int64_t* counts) {
+  if (num_bins > kPrivateBinsLimit) {
+    // A grown histogram (up to 2^24 bins): per-thread private copies would cost 24 bytes a bin
+    // each; count serially into one int64 scratch instead.
+    std::vector<int64_t> direct(static_cast<size_t>(num_bins) + 1, 0);
+    std::vector<int32_t> idx(1024);
+    uint32_t m = 0;
+    const auto bins_f = static_cast<float>(num_bins);
+    for (int64_t begin = 0; begin < n; begin += 1024) {
+      const int64_t len = std::min<int64_t>(1024, n - begin);
+      m = std::max(m, bin_indices(data + begin, len, top, bins_f, static_cast<int32_t>(num_bins),
+                                  skip_zeros, idx.data()));
+      for (int64_t i = 0; i < len; ++i) ++direct[static_cast<size_t>(idx[i])];
+    }
+    for (int64_t b = 0; b < num_bins; ++b) counts[b] += direct[static_cast<size_t>(b)];
+    return from_bits(m);
+  }
   std::mutex mutex;
   uint32_t total = 0;
   at::parallel_for(0, n, kGrain, [&](int64_t begin, int64_t end) {

@@ -7,8 +7,15 @@ namespace calib {
 namespace detail {
 
 // fp-contract off: the FMAs are explicit (std::fma); the other products round separately.
-__attribute__((optimize("fp-contract=off"))) std::vector<float> upstream_linspace(
-    float end, int64_t num_bins) {
+#if defined(__clang__)
+#define TORCHQUANT_NO_FP_CONTRACT
+#else
+#define TORCHQUANT_NO_FP_CONTRACT __attribute__((optimize("fp-contract=off")))
+#endif
+TORCHQUANT_NO_FP_CONTRACT std::vector<float> upstream_linspace(float end, int64_t num_bins) {
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#endif
   constexpr int64_t kVector = 8;  // AVX2 float lanes
   const int64_t steps = num_bins + 1;
   std::vector<float> edges(static_cast<size_t>(steps));

@@ -129,7 +129,7 @@ float value_from_json(const ordered_json& v, const std::string& where) {
   }
   TORCH_CHECK_VALUE(false, where,
                     ": an amax value must be a number, \"nan\", \"inf\" or \"-inf\", ", "got ",
-                    v.dump());
+                    v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
 }
 
 }  // namespace
@@ -365,7 +365,9 @@ std::vector<AmaxRecord> read_amax_json(const std::string& path) {
   TORCH_CHECK_VALUE(doc.is_object() && doc.value("format", "") == "torchquant-amax", fn, ": '",
                     path, "' is not an amax table (expected \"format\": \"torchquant-amax\")");
   TORCH_CHECK_VALUE(doc.contains("version") && doc["version"] == 1, fn, ": '", path,
-                    "' has version ", doc.value("version", ordered_json()).dump(),
+                    "' has version ",
+                    doc.value("version", ordered_json())
+                        .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
                     ", this reader knows 1");
   TORCH_CHECK_VALUE(doc.contains("quantizers") && doc["quantizers"].is_array(), fn, ": '", path,
                     "' has no \"quantizers\" list");
@@ -390,12 +392,15 @@ std::vector<AmaxRecord> read_amax_json(const std::string& path) {
       int64_t numel = 1;
       for (const auto& d : shape) {
         TORCH_CHECK_VALUE(d.is_number_integer() && d.get<int64_t>() >= 0, at_name,
-                          ": \"shape\" must hold non-negative integers, got ", shape.dump());
+                          ": \"shape\" must hold non-negative integers, got ",
+                          shape.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
         sizes.push_back(d.get<int64_t>());
         numel *= sizes.back();
       }
       TORCH_CHECK_VALUE(static_cast<int64_t>(amax.size()) == numel, at_name, ": \"amax\" has ",
-                        amax.size(), " values but shape ", shape.dump(), " needs ", numel);
+                        amax.size(), " values but shape ",
+                        shape.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                        " needs ", numel);
       std::vector<float> values;
       for (const auto& v : amax) values.push_back(value_from_json(v, at_name));
       r.amax = at::tensor(values, at::kFloat).reshape(sizes);
@@ -405,7 +410,8 @@ std::vector<AmaxRecord> read_amax_json(const std::string& path) {
       r.num_bits = std::to_string(bits.get<int64_t>());
     } else {
       TORCH_CHECK_VALUE(bits == ordered_json({4, 3}), at_name,
-                        ": \"num_bits\" must be an integer or [4, 3], got ", bits.dump());
+                        ": \"num_bits\" must be an integer or [4, 3], got ",
+                        bits.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
       r.num_bits = "(4, 3)";
     }
     const ordered_json axis = e.value("axis", ordered_json());

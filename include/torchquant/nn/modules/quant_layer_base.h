@@ -69,7 +69,9 @@ class QuantLayerBase : public torch::nn::Cloneable<Derived>,
     }
     _input_quantizer = this->register_module("_input_quantizer",
                                              TensorQuantizer(*quant_options.quant_desc_input()));
-    static_cast<Derived*>(this)->reset_quantizers();
+    // Virtual, not a CRTP call: reset() runs from the constructors of the intermediate bases,
+    // before Derived exists (a downcast to it there is undefined behaviour; UBSan reports it).
+    reset_quantizers();
   }
 
   void pretty_print(std::ostream& stream) const override {
@@ -99,7 +101,7 @@ class QuantLayerBase : public torch::nn::Cloneable<Derived>,
 
   // Hooks for the derived bases (public so that the CRTP calls need no friendship).
   /// Registers the quantizers beyond the input one (default: none).
-  void reset_quantizers() {}
+  virtual void reset_quantizers() {}
   /// The options of an existing float layer (default: its `options` member as is).
   static Options options_from(const FloatImpl& float_layer) { return float_layer.options; }
 
@@ -136,7 +138,7 @@ class QuantWeightLayer : public QuantLayerBase<Derived, FloatHolder, OptionsT> {
     return {this->_input_quantizer(input), _weight_quantizer(weight)};
   }
 
-  void reset_quantizers() {
+  void reset_quantizers() override {
     _weight_quantizer = this->register_module(
         "_weight_quantizer", TensorQuantizer(*this->quant_options.quant_desc_weight()));
     weight = this->named_parameters(false)["weight"];
