@@ -7,5 +7,7 @@ cd "$root"
 scripts/setup.sh
 scripts/configure.sh
 export CCACHE_SLOPPINESS="pch_defines,time_macros,include_file_mtime,include_file_ctime"
+# Paths relative to the checkout in ccache's keys: a fresh clone elsewhere reuses the cache.
+export CCACHE_BASEDIR="$root"
 cmake --build build -j "$(nproc)" --target fashion_mnist
 exec build/examples/fashion_mnist/fashion_mnist --output-dir "${TORCHQUANT_OUT:-fashion_mnist_out}" "$@"

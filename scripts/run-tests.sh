@@ -8,6 +8,8 @@ start=$(date +%s)
 scripts/setup.sh
 scripts/configure.sh
 export CCACHE_SLOPPINESS="pch_defines,time_macros,include_file_mtime,include_file_ctime"
+# Paths relative to the checkout in ccache's keys: a fresh clone elsewhere reuses the cache.
+export CCACHE_BASEDIR="$root"
 cmake --build build -j "$(nproc)"
 ctest --test-dir build --output-on-failure -j 2
 
