@@ -13,20 +13,16 @@ export CCACHE_BASEDIR="$root"
 cmake --build build -j "$(nproc)"
 ctest --test-dir build --output-on-failure -j 2
 
-# Reliability builds (docs/reliability.md): the unit tests under AddressSanitizer +
-# UndefinedBehaviorSanitizer (GCC, -O1), and the libFuzzer targets (clang), each in its own build
-# directory. TORCHQUANT_SKIP_RELIABILITY=1 skips them (a quick local run).
+# Reliability build (docs/reliability.md): one clang build of the library and the unit tests under
+# AddressSanitizer + UndefinedBehaviorSanitizer (-O1), with the libFuzzer targets; runs every unit
+# test and each fuzz target for 15 s. TORCHQUANT_SKIP_RELIABILITY=1 skips it (a quick local run).
 if [ "${TORCHQUANT_SKIP_RELIABILITY:-0}" != 1 ]; then
-  common=(-G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS_RELEASE=-O1
-          -DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DTORCHQUANT_CUDA=OFF -DTORCHQUANT_BUILD_BENCHMARKS=OFF
-          -DTORCHQUANT_BUILD_EXAMPLES=OFF -DTORCHQUANT_INSTALL=OFF
-          -DTORCHQUANT_SANITIZE=address,undefined)
-  [ -f build-asan/CMakeCache.txt ] || cmake -S . -B build-asan "${common[@]}"
-  cmake --build build-asan -j "$(nproc)" --target torchquant_tests
-  ctest --test-dir build-asan -R '^unit_tests$' --output-on-failure
-  [ -f build-fuzz/CMakeCache.txt ] || CXX=clang++ cmake -S . -B build-fuzz "${common[@]}" \
-    -DTORCHQUANT_BUILD_TESTS=OFF -DTORCHQUANT_BUILD_FUZZERS=ON
-  cmake --build build-fuzz -j "$(nproc)"
-  ctest --test-dir build-fuzz -R '^fuzz_' --output-on-failure -j 2 -V
+  [ -f build-san/CMakeCache.txt ] || CXX=clang++ cmake -S . -B build-san -G Ninja \
+    -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS_RELEASE=-O1 -DCMAKE_CXX_COMPILER_LAUNCHER=ccache \
+    -DTORCHQUANT_CUDA=OFF -DTORCHQUANT_BUILD_BENCHMARKS=OFF -DTORCHQUANT_BUILD_EXAMPLES=OFF \
+    -DTORCHQUANT_INSTALL=OFF -DTORCHQUANT_SANITIZE=address,undefined -DTORCHQUANT_BUILD_FUZZERS=ON
+  cmake --build build-san -j "$(nproc)" --target torchquant_tests fuzz_descriptor fuzz_calib_cache \
+    fuzz_ops fuzz_histogram
+  ctest --test-dir build-san -R '^(unit_tests|fuzz_.*)$' --output-on-failure -j 2 -V
 fi
 echo "run-tests: done in $(( $(date +%s) - start )) s"
