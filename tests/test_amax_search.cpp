@@ -587,5 +587,23 @@ TEST(AmaxSearch, MseWithTinyCentres) {
   EXPECT_EQ(mse_amax(counts, edges, 8, false, 1, 0), literal::mse(counts, edges, 8, false, 1, 0));
 }
 
+// Found by tests/fuzz/fuzz_histogram: with a range above FLT_MAX / 2 the top bin centres overflow
+// to inf; a candidate there has scale 0, and the search for where its clamped tail begins read
+// past the end of its arrays (AddressSanitizer, heap-buffer-overflow). Now it stops at the last
+// bin, and the result is the literal port's (an infinite amax, as upstream's NaN scores give).
+TEST(AmaxSearch, MseWithCentresPastFloatMax) {
+  std::vector<int64_t> counts(64, 0);
+  counts[0] = 1;
+  counts[63] = 1;
+  std::vector<float> edges(65);
+  for (int64_t j = 0; j <= 64; ++j) edges[j] = static_cast<float>(j) * (3.0e38f / 64);
+  for (const int64_t stride : {1, 4}) {
+    const float expected = literal::mse(counts, edges, 8, false, stride, 54);
+    const float amax = mse_amax(counts, edges, 8, false, stride, 54);
+    EXPECT_TRUE(amax == expected || (std::isnan(amax) && std::isnan(expected)))
+        << amax << " vs " << expected << ", stride " << stride;
+  }
+}
+
 }  // namespace
 }  // namespace torchquant

@@ -565,8 +565,10 @@ int64_t MseSearch::boundary(float lvl, float scale, int64_t from, double guess) 
     do --j;
     while (reached(j - 1, t, scale));
   } else if (!reached(j, t, scale)) {
+    // Bounded: with an infinite amax (centres past FLT_MAX / 2 overflow) the scale is 0 and the
+    // +inf sentinel gives NaN, which never compares as reached.
     do ++j;
-    while (!reached(j, t, scale));
+    while (j < n_ && !reached(j, t, scale));
   }
   return j;
 }
