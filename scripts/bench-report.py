@@ -89,12 +89,21 @@ def calib_section():
 calib_table, amax_table = calib_section()
 
 
-def run_model(repetitions=5):
-    """Median time (ms) and peak_MB counter of every bench_model benchmark, by (name, threads)."""
+# glibc returns freed blocks above its thresholds to the kernel and page-faults them back on the
+# next step; raising the thresholds keeps them, as a caching allocator would.
+MALLOC_KEEP = "glibc.malloc.trim_threshold=4294967296:glibc.malloc.mmap_threshold=33554432"
+
+
+def run_model(env_extra, repetitions=5):
+    """Median time (ms) and peak_MB of every bench_model benchmark, by (name, threads); the
+    repetitions of all benchmarks run in random interleaved order, so drift of this shared VM hits
+    a benchmark and its baseline alike."""
+    env = dict(os.environ, **env_extra)
     out = subprocess.run([model_binary, "--benchmark_format=json",
                           f"--benchmark_repetitions={repetitions}",
+                          "--benchmark_enable_random_interleaving=true",
                           "--benchmark_report_aggregates_only=true"],
-                         check=True, capture_output=True, text=True).stdout
+                         env=env, check=True, capture_output=True, text=True).stdout
     result = {}
     for b in json.loads(out)["benchmarks"]:
         if b.get("aggregate_name") != "median":
@@ -104,7 +113,6 @@ def run_model(repetitions=5):
     return result
 
 
-model = run_model()
 # (benchmark, its baseline, goal as a ratio, upstream pytorch_quantization ratio from issue 9)
 MODEL_ROWS = [
     ("BM_FakeQuantForwardDynamic", "BM_FloatForward", 1.2, None),
@@ -114,7 +122,7 @@ MODEL_ROWS = [
 ]
 
 
-def model_section():
+def model_section(model):
     lines = ["| benchmark | threads | ms | baseline ms | × baseline | goal | upstream |",
              "|---|---|---|---|---|---|---|"]
     verdicts = []
@@ -137,7 +145,8 @@ def model_section():
     return "\n".join(lines), "\n".join(f"- {v}" for v in verdicts)
 
 
-model_table, model_goals = model_section()
+model_table, model_goals = model_section(run_model({}))
+model_table_keep, model_goals_keep = model_section(run_model({"GLIBC_TUNABLES": MALLOC_KEEP}))
 
 
 def verdict(key, goal):
@@ -235,19 +244,36 @@ activations per tensor), same weights, in the same binary and run. Medians of 5 
 - Upstream: pytorch_quantization on the same machine, as reported in issue 9 (fake-quant
   forward+backward 1.44× float, calibration batch 1.83× float forward).
 
+### Default glibc allocator
+
+Every step, glibc hands the large activation buffers back to the kernel and page-faults them in
+again; that kernel time (up to a third of the samples in `perf`) varies from run to run on this
+VM, for the float and the quantized model alike.
+
 {model_table}
 
 Goals (issue 9), measured in this run:
 
 {model_goals}
 
+### Allocator keeping its memory (`GLIBC_TUNABLES={MALLOC_KEEP}`)
+
+What a training loop sees with a caching allocator (jemalloc, tcmalloc, or these glibc tunables):
+the same binary, freed blocks stay in the process.
+
+{model_table_keep}
+
+{model_goals_keep}
+
 What makes these ratios: QuantConv's training path is one autograd node (`set_fused_quant_conv`,
 default on) that keeps the layer's input and weight, which the float graph keeps too, and
 recomputes the quantized operands and their masks in backward, instead of saving a quantized
-copy and a mask per activation (1.68× the float step's memory before, 1.47× its time); dynamic
-amax and per-channel weight amax use a vectorised max |x| (ATen's infinity norm is scalar code
-and made the dynamic forward 2.2× float); the straight-through backward is a branch-free
-vectorised select; the histogram increments are spread over four sub-histograms.
+copy and a mask per activation (an earlier run of the unfused graph: 1.68× the float step's
+memory, 1.47× its time); dynamic amax and per-channel weight amax use a vectorised max |x|
+(ATen's infinity norm is scalar code and made the dynamic forward 2.2× float); the scales of a
+float32 CPU amax are computed in one loop instead of a dozen small ATen ops (about 50 µs a call,
+30 calls a forward); the straight-through backward is a branch-free vectorised select; the
+histogram increments are spread over four sub-histograms.
 
 ## Goals (issue 3) and where they stand
 
