@@ -14,6 +14,7 @@
 #include <sstream>
 #include <vector>
 
+#include "grid_eps.h"
 #include "torchquant/calib/histogram_calibrator.h"
 #include "torchquant/calib/max_calibrator.h"
 #include "torchquant/tensor_quant.h"
@@ -61,19 +62,6 @@ at::ScalarType gen_dtype() {
 at::Tensor gen_normal(at::IntArrayRef shape) {
   auto gen = at::detail::createCPUGenerator(*rc::gen::arbitrary<uint64_t>());
   return at::randn(shape, gen, at::TensorOptions().dtype(at::kFloat));
-}
-
-/// Relative precision of the fake-quant grid and output in `dtype` (float64 outputs are computed
-/// with a scale in amax's float32 precision).
-double grid_eps(at::ScalarType dtype) {
-  switch (dtype) {
-    case at::kHalf:
-      return std::ldexp(1.0, -10);
-    case at::kBFloat16:
-      return std::ldexp(1.0, -7);
-    default:
-      return std::ldexp(1.0, -23);
-  }
 }
 
 /// One fake-quant configuration: inputs, a positive amax (per tensor or per channel) and the
@@ -145,7 +133,7 @@ TEST(Properties, FakeQuantIsWithinHalfAStepOfTheClampedInput) {
                               : c.narrow_range ? -amax
                                                : -amax - step;
     const at::Tensor err = (fq.to(at::kDouble) - at::maximum(at::minimum(x, amax), lowest)).abs();
-    const at::Tensor tol = step / 2 + amax * (4 * grid_eps(c.x.scalar_type()));
+    const at::Tensor tol = step / 2 + amax * (4 * testing::grid_eps(c.x.scalar_type()));
     RC_ASSERT(err.le(tol).all().item<bool>());
   });
 }
@@ -170,7 +158,8 @@ TEST(Properties, FakeQuantIsIdempotent) {
     } else {
       const at::Tensor amax = c.amax.to(at::kDouble);
       const at::Tensor moved = (twice.to(at::kDouble) - once.to(at::kDouble)).abs();
-      RC_ASSERT(moved.le(amax / c.max_bound + amax * (4 * grid_eps(dtype))).all().item<bool>());
+      RC_ASSERT(
+          moved.le(amax / c.max_bound + amax * (4 * testing::grid_eps(dtype))).all().item<bool>());
     }
   });
 }

@@ -14,6 +14,7 @@
 #include <cmath>
 #include <vector>
 
+#include "../grid_eps.h"
 #include "fuzz_common.h"
 
 namespace {
@@ -34,18 +35,6 @@ bool finite_in(const at::Tensor& t, double lo, double hi) {
   const at::Tensor d = t.to(at::kDouble);
   return d.isfinite().all().item<bool>() && d.abs().ge(lo).all().item<bool>() &&
          d.abs().le(hi).all().item<bool>();
-}
-
-/// Relative precision of the fake-quant grid and output in `dtype`.
-double grid_eps(at::ScalarType dtype) {
-  switch (dtype) {
-    case at::kHalf:
-      return std::ldexp(1.0, -10);
-    case at::kBFloat16:
-      return std::ldexp(1.0, -7);
-    default:
-      return std::ldexp(1.0, -23);
-  }
 }
 
 }  // namespace
@@ -132,7 +121,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                             : narrow_range ? -amax_d
                                            : -amax_d - step;
   const at::Tensor err = (fq.to(at::kDouble) - at::maximum(at::minimum(xd, amax_d), lowest)).abs();
-  const double eps = grid_eps(dtype);
+  const double eps = torchquant::testing::grid_eps(dtype);
   TORCHQUANT_FUZZ_ASSERT(err.le(step / 2 + amax_d * (4 * eps)).all().item<bool>());
 
   const at::Tensor twice =
