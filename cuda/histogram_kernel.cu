@@ -50,8 +50,7 @@ __global__ void abs_histogram_kernel(const float* __restrict__ x, int64_t n, flo
   }
 }
 
-at::Tensor abs_histogram_cuda(const at::Tensor& x, double top, int64_t num_bins,
-                              bool skip_zeros) {
+at::Tensor abs_histogram_cuda(const at::Tensor& x, double top, int64_t num_bins, bool skip_zeros) {
   check_abs_histogram_args(x, top, num_bins);
   const c10::cuda::CUDAGuard guard(x.device());
   const at::Tensor data = x.to(at::kFloat).contiguous();
