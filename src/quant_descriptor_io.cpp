@@ -346,6 +346,11 @@ std::string QuantDescriptor::to_json() const {
   TORCH_CHECK_VALUE(
       !name() || is_utf8(*name()),
       "QuantDescriptor::to_json: the name is not valid UTF-8, which JSON cannot hold");
+  // JSON has no NaN or Inf (nlohmann would write null and lose the amax); YAML has .nan / .inf.
+  for (float a : amax_values()) {
+    TORCH_CHECK_VALUE(std::isfinite(a), "QuantDescriptor::to_json: amax ", a,
+                      " is not finite, which JSON cannot hold; use to_yaml");
+  }
   return to_object(*this).dump(2);
 }
 

@@ -492,6 +492,11 @@ TEST(BadInputsDescriptor, FuzzFindingsInYamlAreC10Errors) {
       << control.to_yaml();
   EXPECT_EQ(QuantDescriptor::from_yaml(control.to_yaml()), control);
   EXPECT_EQ(QuantDescriptor::from_json(control.to_json()), control);
+  // Found by fuzz_descriptor in CI: a non-finite amax read from YAML was written to JSON as null.
+  const QuantDescriptor inf_amax = QuantDescriptor::from_yaml("num_bits: 8\namax: -.inf\n");
+  expect_error([&] { (void)inf_amax.to_json(); },
+               {"QuantDescriptor::to_json: amax -inf is not finite", "use to_yaml"});
+  EXPECT_EQ(QuantDescriptor::from_yaml(inf_amax.to_yaml()), inf_amax);
 }
 
 // Found by tests/fuzz/fuzz_histogram: with a range near FLT_MAX the bin rule's product overflows
