@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
+
 #include "test_helpers.h"
 #include "torchquant/calib/histogram_calibrator.h"
 #include "torchquant/calib/max_calibrator.h"
@@ -37,6 +39,34 @@ TEST(HistogramCalibrator, GrowthKeepsOldCountsAndWidth) {
     EXPECT_LE(h.edges.size(), h.counts.size() + 2);
     EXPECT_GE(h.edges.back(), batch.abs().max().item<float>() * (1 - 1e-6f));
     previous = h.counts;
+  }
+}
+
+// Deliberate difference (docs/calibration.md): upstream's float32 arange can end below the new
+// max, and its histc then drops the largest values. These maxima were found by running upstream's
+// rule in torch: arange(0, max + width, width) ends at 14998.568359375 (one edge short of
+// 1146664.375 in the second case). We keep the other edges and make the grid reach the max.
+TEST(HistogramCalibrator, GrowthCountsTheMaxWhereUpstreamsArangeFallsShort) {
+  struct Case {
+    int64_t bins;
+    float max;
+  };
+  for (const Case& c : {Case{2048, 14998.5693359375f}, Case{16, 1146664.375f}}) {
+    HistogramCalibrator calib(8, c10::nullopt, false, c.bins);
+    calib.collect(torch::tensor({3.f}));
+    const auto& first = calib.histogram();
+    const float width = first.edges[1] - first.edges[0];
+    calib.collect(torch::tensor({c.max, 1.f}));
+    const auto& h = calib.histogram();
+    EXPECT_EQ(total(h), 3) << "every value counted, the max included";
+    EXPECT_EQ(h.counts.back(), 1) << "the max lands in the last bin";
+    EXPECT_EQ(h.edges.back(), c.max);
+    ASSERT_GE(h.edges.size(), h.counts.size() + 1);
+    const at::Tensor upstream = torch::arange(0, c.max + width, width, torch::kFloat);
+    EXPECT_LT(upstream[-1].item<float>(), c.max) << "the case no longer shows upstream's shortfall";
+    const float* up = upstream.data_ptr<float>();
+    const int64_t kept = std::min<int64_t>(upstream.numel() - 1, h.edges.size() - 1);
+    EXPECT_TRUE(std::equal(up, up + kept, h.edges.begin())) << "the other edges are upstream's";
   }
 }
 

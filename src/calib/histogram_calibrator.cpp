@@ -31,6 +31,17 @@ std::vector<float> to_edges(const at::Tensor& edges) {
 /// Most bins a histogram may grow to (128 MiB of int64 counts).
 constexpr int64_t kMaxGrownBins = int64_t{1} << 24;
 
+// Upstream's grown edges come from a float32 arange whose end, x_max + width, is rounded to
+// float32 (and whose values are rounded twice): when the bins are not much wider than x_max's
+// float32 spacing, the last edge can fall short of x_max, and upstream's histc(max=edges[-1])
+// then silently drops the largest values. We keep upstream's edges and only make them reach:
+// missing edges are appended and the last one is raised to x_max, so every value is counted.
+void cover_max(HistogramState* h, float x_max) {
+  const auto needed = static_cast<size_t>(h->num_bins) + 1;
+  while (h->edges.size() < needed) h->edges.push_back(std::max(h->edges.back(), x_max));
+  h->edges.back() = std::max(h->edges.back(), x_max);
+}
+
 // Fixes `h`'s range for a batch whose max |x| is `x_max` with pytorch_quantization's torch-path
 // rules (first batch: linspace(0, x_max, bins + 1); a larger max: keep the width, edges =
 // float32 arange(0, x_max + width, width)). Returns false when the batch is all zeros and no range
@@ -58,6 +69,7 @@ bool prepare_range(HistogramState* h, float x_max, int64_t initial_bins, int64_t
                       " (at most ", kMaxGrownBins, "); nothing was collected from this batch");
     h->num_bins = static_cast<int64_t>(bins);
     h->edges = to_edges(at::arange(0, (top + width).item<float>(), width.item<float>(), f32));
+    cover_max(h, x_max);
   }
   h->counts.resize(std::max(h->counts.size(), static_cast<size_t>(h->num_bins)), 0);
   return true;
