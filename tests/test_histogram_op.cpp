@@ -4,6 +4,10 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
 #include "ops/quant_ops.h"
 #include "test_helpers.h"
 #include "torchquant/calib/histogram_calibrator.h"
@@ -26,6 +30,34 @@ TEST(AbsHistogramOp, CpuCountsAsHistcWithInt64) {
   EXPECT_EQ(kept[0].item<int64_t>() - skipped[0].item<int64_t>(), 1000);
   EXPECT_EQ(skipped.sum().item<int64_t>(),
             (x.abs() <= top).logical_and(x != 0).sum().item<int64_t>());
+}
+
+// The counting pass finds bins without dividing (a reciprocal and a recheck of the elements near a
+// bin boundary): values a few ulps either side of every boundary must land where histc puts them,
+// for many tops (a subnormal one takes the all-recheck path) and bin counts (above 2^16 bins the
+// serial path; above 2^18 every element is rechecked).
+TEST(AbsHistogramOp, ValuesAtBinBoundariesLandWhereHistcPutsThem) {
+  for (double top : {5.3791237, 1.0, 0.1, 1e-30, 1e30, 1e-40}) {
+    for (int64_t bins : {1, 7, 2048, 4096, 65536, 70001, 300000}) {
+      std::vector<float> values;
+      const int64_t step = std::max<int64_t>(1, bins / 3000);
+      for (int64_t k = 0; k <= bins; k += step) {
+        const auto edge = static_cast<float>(static_cast<double>(k) * top / bins);
+        float lo = edge, hi = edge;
+        for (int u = 0; u < 3; ++u) {
+          lo = std::nextafter(lo, 0.f);
+          hi = std::nextafter(hi, 2 * hi + 1);
+          values.insert(values.end(), {lo, hi, -lo, -hi});
+        }
+        values.push_back(edge);
+      }
+      const at::Tensor x = torch::tensor(values);
+      const auto t = static_cast<float>(top);
+      EXPECT_TRUE(torch::equal(ops::abs_histogram(x, t, bins, false),
+                               at::histc(x.abs(), bins, 0, t).to(torch::kLong)))
+          << "top " << top << ", " << bins << " bins";
+    }
+  }
 }
 
 TEST(AbsHistogramOp, ErrorsNameTheOp) {
