@@ -12,9 +12,9 @@ namespace detail {
 namespace {
 
 template <typename scalar_t>
-__global__ void ste_backward_kernel(const scalar_t* __restrict__ grad,
-                                    const bool* __restrict__ mask, scalar_t* __restrict__ out,
-                                    int64_t n) {
+// grad and out may be the same array (the in-place op), so neither is __restrict__.
+__global__ void ste_backward_kernel(const scalar_t* grad, const bool* __restrict__ mask,
+                                    scalar_t* out, int64_t n) {
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<int64_t>(blockDim.x) * gridDim.x) {
     out[i] = mask[i] ? grad[i] : scalar_t(0);

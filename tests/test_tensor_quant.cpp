@@ -6,6 +6,7 @@
 
 #include <cmath>
 
+#include "ops/quant_ops.h"
 #include "test_helpers.h"
 #include "torchquant/tensor_quant.h"
 
@@ -212,6 +213,30 @@ TEST(TensorQuant, BackwardDoesNotKeepTheInputAlive) {
   EXPECT_TRUE(weak.expired()) << "the autograd graph holds the quantizer's input";
   y.sum().backward();
   EXPECT_TRUE(torch::equal(x.grad(), (x * 2).abs().le(1.0).to(at::kFloat) * 2));
+}
+
+// The in-place backward (used on gradients autograd hands to QuantConv's fused node) gives the
+// out-of-place bits, for every dtype and for a non-contiguous gradient, written into the gradient.
+TEST(TensorQuant, InPlaceSteBackwardEqualsOutOfPlace) {
+  torch::manual_seed(3);
+  for (auto dtype : {at::kFloat, at::kDouble, at::kHalf, at::kBFloat16}) {
+    for (bool contiguous : {true, false}) {
+      at::Tensor grad = torch::randn({70, 33}).to(dtype);
+      if (!contiguous) grad = grad.t();
+      const at::Tensor mask = torch::rand(grad.sizes()).gt(0.3);
+      const at::Tensor expected = ops::ste_backward(grad, mask);
+      EXPECT_TRUE(torch::equal(expected, torch::where(mask, grad, torch::zeros_like(grad))));
+      at::Tensor in_place = grad.clone();
+      at::Tensor& result = ops::ste_backward_(in_place, mask);
+      EXPECT_TRUE(result.is_same(in_place));
+      EXPECT_TRUE(torch::equal(in_place, expected)) << dtype << " contiguous=" << contiguous;
+    }
+  }
+  at::Tensor wrong = torch::ones({3});
+  expect_error(
+      [&] { ops::ste_backward_(wrong, torch::ones({4}, at::kBool)); },
+      {"torchquant::_ste_backward_: grad of shape [3] does not match the mask of shape [4]"});
+  EXPECT_TRUE(torch::equal(wrong, torch::ones({3}))) << "a refused call leaves the gradient";
 }
 
 TEST(TensorQuant, NoMaskWithoutGrad) {

@@ -97,8 +97,13 @@ struct QuantConvFunction : public torch::autograd::Function<QuantConvFunction> {
         data["has_bias"].toBool() ? c10::optional<at::IntArrayRef>(bias_sizes) : c10::nullopt,
         stride, padding, dilation, data["transposed"].toBool(), output_padding,
         data["groups"].toInt(), {need_x, need_w, need_b});
-    if (need_x) gx = ops::ste_backward(gx, x_mask);
-    if (need_w) gw = ops::ste_backward(gw, w_mask);
+    // gx and gw are fresh tensors of this call: masked in place unless a graph is being built
+    // through them (create_graph), which needs the out-of-place op.
+    auto ste = [](at::Tensor& g, const at::Tensor& mask) {
+      g = g.requires_grad() ? ops::ste_backward(g, mask) : ops::ste_backward_(g, mask);
+    };
+    if (need_x) ste(gx, x_mask);
+    if (need_w) ste(gw, w_mask);
     return {gx, gw, gb, at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };

@@ -270,17 +270,23 @@ QuantResult run_e4m3(const char* fn, E4m3KernelFn kernel, const at::Tensor& inpu
   return r;
 }
 
-at::Tensor run_ste_backward(SteBackwardFn kernel, const at::Tensor& grad, const at::Tensor& mask) {
-  constexpr const char* fn = "torchquant::_ste_backward";
+at::Tensor run_ste_backward(SteBackwardFn kernel, const at::Tensor& grad, const at::Tensor& mask,
+                            bool in_place) {
+  const char* fn = in_place ? "torchquant::_ste_backward_" : "torchquant::_ste_backward";
   check_floating(fn, "grad", grad);
   TORCH_CHECK(mask.scalar_type() == at::kBool, fn, ": mask must be bool, got ", mask.scalar_type());
   TORCH_CHECK(grad.sizes() == mask.sizes(), fn, ": grad of shape ", grad.sizes(),
               " does not match the mask of shape ", mask.sizes());
   TORCH_CHECK(grad.device() == mask.device(), fn, ": grad is on ", grad.device(),
               " but the mask is on ", mask.device());
+  if (in_place && grad.is_contiguous()) {
+    if (grad.numel() > 0) kernel(grad, mask.contiguous(), grad);
+    return grad;
+  }
   at::Tensor grad_input = at::empty(grad.sizes(), grad.options());
   if (grad.numel() > 0) kernel(grad.contiguous(), mask.contiguous(), grad_input);
-  return grad_input;
+  if (in_place) grad.copy_(grad_input);
+  return in_place ? grad : grad_input;
 }
 
 }  // namespace detail

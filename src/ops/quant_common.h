@@ -89,8 +89,10 @@ QuantResult run_quant(const char* fn, QuantKernelFn kernel, const at::Tensor& in
 QuantResult run_e4m3(const char* fn, E4m3KernelFn kernel, const at::Tensor& inputs,
                      const c10::optional<at::Tensor>& amax, int64_t E, int64_t M, bool want_mask);
 
-/// Runs `grad * mask` through `kernel` after checking shapes.
-at::Tensor run_ste_backward(SteBackwardFn kernel, const at::Tensor& grad, const at::Tensor& mask);
+/// Runs `grad * mask` through `kernel` after checking shapes; with `in_place`, into `grad` itself
+/// (the kernel then gets the same tensor as grad and grad_input).
+at::Tensor run_ste_backward(SteBackwardFn kernel, const at::Tensor& grad, const at::Tensor& mask,
+                            bool in_place = false);
 
 /// Registers every quantization op of one dispatch key (CPU or CUDA) on its kernels.
 template <QuantKernelFn kQuant, E4m3KernelFn kE4m3, SteBackwardFn kSte>
@@ -139,6 +141,10 @@ void register_quant_kernels(torch::Library& m) {
          });
   m.impl("_ste_backward", [](const at::Tensor& grad, const at::Tensor& mask) {
     return run_ste_backward(kSte, grad, mask);
+  });
+  m.impl("_ste_backward_", [](at::Tensor& grad, const at::Tensor& mask) -> at::Tensor& {
+    run_ste_backward(kSte, grad, mask, true);
+    return grad;
   });
 }
 

@@ -105,6 +105,12 @@ at::Tensor ste_backward(const at::Tensor& grad, const at::Tensor& mask) {
   return op.call(grad, mask);
 }
 
+at::Tensor& ste_backward_(at::Tensor& grad, const at::Tensor& mask) {
+  static auto op =
+      handle<at::Tensor&(at::Tensor&, const at::Tensor&)>("torchquant::_ste_backward_");
+  return op.call(grad, mask);
+}
+
 }  // namespace ops
 }  // namespace torchquant
 
@@ -133,5 +139,6 @@ TORCH_LIBRARY(torchquant, m) {
   m.def("scaled_e4m3(Tensor inputs, Tensor? amax=None, int E=4, int M=3) -> Tensor");
   m.def("_scaled_e4m3_with_mask(Tensor inputs, Tensor? amax, int E, int M) -> (Tensor, Tensor)");
   m.def("_ste_backward(Tensor grad, Tensor mask) -> Tensor");
+  m.def("_ste_backward_(Tensor(a!) grad, Tensor mask) -> Tensor(a!)");
   m.def("_abs_histogram(Tensor x, float top, int num_bins, bool skip_zeros) -> Tensor");
 }

@@ -36,6 +36,8 @@ std::tuple<at::Tensor, at::Tensor> scaled_e4m3_with_mask(const at::Tensor& input
                                                          const c10::optional<at::Tensor>& amax,
                                                          int64_t E, int64_t M);
 at::Tensor ste_backward(const at::Tensor& grad, const at::Tensor& mask);
+/// `grad * mask` written into `grad` (no autograd: for gradients that do not require grad).
+at::Tensor& ste_backward_(at::Tensor& grad, const at::Tensor& mask);
 /// int64 counts of |x| in `num_bins` bins over [0, top] with at::histc's float32 bin rule
 /// (|x| == top in the last bin, |x| > top and NaN not counted, zeros skipped if asked), on x's
 /// device.

@@ -1,4 +1,5 @@
-// CPU kernel of the straight-through estimator's backward: grad where the mask is set, else 0.
+// CPU kernel of the straight-through estimator's backward: grad where the mask is set, else 0,
+// into a new tensor or into the gradient itself.
 
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
@@ -20,33 +21,56 @@ using Bits =
                        std::conditional_t<sizeof(T) == 4, uint32_t,
                                           std::conditional_t<sizeof(T) == 8, uint64_t, void>>>;
 
-// out = g where m, else +0, bit for bit. Written on the bit patterns (g & -m, m being 0 or 1) so
-// the loop has no branch and no conditional load: GCC vectorises it (a `m[i] ? g[i] : 0` select
-// stays a scalar, branchy loop).
+// g[i] where m[i], else +0, bit for bit. Written on the bit patterns (g & -m, m being 0 or 1) so
+// the loops below have no branch and no conditional load: GCC vectorises them (a `m[i] ? g[i] : 0`
+// select stays a scalar, branchy loop). The mask's bytes are read as uint8_t: GCC vectorises a
+// zero extension from uint8_t, not from bool.
+template <typename T>
+C10_ALWAYS_INLINE void select_one(const T* g, const uint8_t* mb, T* out, int64_t i) {
+  using U = Bits<T>;
+  U bits;
+  std::memcpy(&bits, g + i, sizeof(U));
+  bits &= static_cast<U>(-static_cast<U>(mb[i]));
+  std::memcpy(out + i, &bits, sizeof(U));
+}
+
 template <typename T>
 C10_ALWAYS_INLINE void masked_copy(const T* __restrict g, const bool* __restrict m,
                                    T* __restrict out, int64_t n) {
-  using U = Bits<T>;
-  // The mask's bytes as uint8_t: GCC vectorises a zero extension from uint8_t, not from bool.
   const auto* mb = reinterpret_cast<const uint8_t*>(m);
-  for (int64_t i = 0; i < n; ++i) {
-    U bits;
-    std::memcpy(&bits, g + i, sizeof(U));
-    bits &= static_cast<U>(-static_cast<U>(mb[i]));
-    std::memcpy(out + i, &bits, sizeof(U));
-  }
+  for (int64_t i = 0; i < n; ++i) select_one(g, mb, out, i);
+}
+
+// The same select written into the gradient itself (g is also the output: no __restrict__).
+template <typename T>
+C10_ALWAYS_INLINE void masked_zero(T* g, const bool* __restrict m, int64_t n) {
+  const auto* mb = reinterpret_cast<const uint8_t*>(m);
+  for (int64_t i = 0; i < n; ++i) select_one(g, mb, g, i);
 }
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-__attribute__((target_clones("avx2", "default")))
+#define TORCHQUANT_AVX2_CLONE __attribute__((target_clones("avx2", "default")))
+#else
+#define TORCHQUANT_AVX2_CLONE
 #endif
-void masked_copy_f32(const float* g, const bool* m, float* out, int64_t n) {
+
+TORCHQUANT_AVX2_CLONE void masked_copy_f32(const float* g, const bool* m, float* out, int64_t n) {
   masked_copy(g, m, out, n);
+}
+
+TORCHQUANT_AVX2_CLONE void masked_zero_f32(float* g, const bool* m, int64_t n) {
+  masked_zero(g, m, n);
 }
 
 template <typename T>
 void masked_copy_any(const T* g, const bool* m, T* out, int64_t n) {
-  if constexpr (std::is_same<T, float>::value) {
+  if (g == out) {
+    if constexpr (std::is_same<T, float>::value) {
+      masked_zero_f32(out, m, n);
+    } else {
+      masked_zero(out, m, n);
+    }
+  } else if constexpr (std::is_same<T, float>::value) {
     masked_copy_f32(g, m, out, n);
   } else {
     masked_copy(g, m, out, n);
