@@ -4,6 +4,8 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 
 #include "test_helpers.h"
 #include "torchquant/calib/histogram_calibrator.h"
@@ -68,6 +70,24 @@ TEST(HistogramCalibrator, GrowthCountsTheMaxWhereUpstreamsArangeFallsShort) {
     const int64_t kept = std::min<int64_t>(upstream.numel() - 1, h.edges.size() - 1);
     EXPECT_TRUE(std::equal(up, up + kept, h.edges.begin())) << "the other edges are upstream's";
   }
+}
+
+// Found by fuzz_histogram: growing to a max within one bin of FLT_MAX made max + width inf and
+// ATen's arange refused it ("unsupported range: 0 -> inf", as upstream fails); now the grid stops
+// at FLT_MAX and its last edge is the max.
+TEST(HistogramCalibrator, GrowthNextToFloatMax) {
+  HistogramCalibrator calib(8, c10::nullopt, false, 512);
+  calib.collect(torch::tensor({3.3e38f}));
+  const float width = calib.histogram().edges[1];
+  const float top = std::numeric_limits<float>::max();
+  ASSERT_TRUE(std::isinf(top + width));
+  calib.collect(torch::tensor({-top, 1.f}));
+  const auto& h = calib.histogram();
+  EXPECT_EQ(total(h), 3);
+  EXPECT_EQ(h.counts.back(), 1);
+  EXPECT_EQ(h.edges.back(), top);
+  EXPECT_GE(h.edges.size(), h.counts.size() + 1);
+  EXPECT_TRUE(calib.compute_amax("percentile")->isfinite().all().item<bool>());
 }
 
 TEST(HistogramCalibrator, SkipZerosIgnoresExactZeros) {

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 
 #include "calib/amax_search.h"
@@ -68,7 +69,12 @@ bool prepare_range(HistogramState* h, float x_max, int64_t initial_bins, int64_t
                       " would grow the histogram to ", bins, " bins of width ", width.item<float>(),
                       " (at most ", kMaxGrownBins, "); nothing was collected from this batch");
     h->num_bins = static_cast<int64_t>(bins);
-    h->edges = to_edges(at::arange(0, (top + width).item<float>(), width.item<float>(), f32));
+    // Within one bin of FLT_MAX, max + width overflows to inf and arange refuses it (upstream
+    // fails there with "unsupported range: 0 -> inf"); the grid then stops at FLT_MAX and
+    // cover_max adds the max as its last edge.
+    float end = (top + width).item<float>();
+    if (std::isinf(end)) end = std::numeric_limits<float>::max();
+    h->edges = to_edges(at::arange(0, end, width.item<float>(), f32));
     cover_max(h, x_max);
   }
   h->counts.resize(std::max(h->counts.size(), static_cast<size_t>(h->num_bins)), 0);

@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <utility>
 
@@ -45,10 +46,14 @@ void expect_only_c10_errors(F&& fn) {
   }
 }
 
-/// A violated invariant: stop with a crash libFuzzer reports (and saves the input of).
-#define TORCHQUANT_FUZZ_ASSERT(cond) \
-  do {                               \
-    if (!(cond)) __builtin_trap();   \
+/// A violated invariant: names it, then stops with a crash libFuzzer reports (and saves the
+/// input of).
+#define TORCHQUANT_FUZZ_ASSERT(cond)                                                        \
+  do {                                                                                      \
+    if (!(cond)) {                                                                          \
+      std::fprintf(stderr, "invariant violated at %s:%d: %s\n", __FILE__, __LINE__, #cond); \
+      __builtin_trap();                                                                     \
+    }                                                                                       \
   } while (0)
 
 }  // namespace fuzz

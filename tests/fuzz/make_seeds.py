@@ -82,6 +82,10 @@ def main(root):
     # such a candidate's clamped tail read past its arrays (tests/test_amax_search.cpp).
     hist(root, "regression_mse_centres_past_float_max", 0, 64, 1,
          [(3, 0, []), (3, 1, [2.5e-38, 2.9e-14, -3.0e38])], 1, 4, 54, 53)
+    # Upstream's float32 arange for this growth (width 3/16) ends below 1146664.375, and its histc
+    # would drop that value; every value must be counted (tests/test_calibrators.cpp).
+    hist(root, "regression_arange_short", 0, 16, 0, [(1, 0, [12]), (1, 1, [1146664.375, 0.5])],
+         2, 1, 0, 99)
 
 
 if __name__ == "__main__":
