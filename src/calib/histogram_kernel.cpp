@@ -104,7 +104,8 @@ __attribute__((target_clones("avx2", "default"))) uint32_t bin_indices(const flo
     // Selects written as integer masks: with `? :` GCC moved the float-to-int conversion under a
     // branch (it may trap, so it is not if-converted) and the loop stayed scalar, four times
     // slower.
-    const auto unsure = static_cast<uint32_t>(frac < low) | static_cast<uint32_t>(frac > high);
+    const auto unsure = (static_cast<uint32_t>(frac < low) & static_cast<uint32_t>(pos != 0)) |
+                        static_cast<uint32_t>(frac > high);
     const uint32_t code = static_cast<uint32_t>(pos) | (unsure << 31);
     const uint32_t keep = 0u - static_cast<uint32_t>(counted);
     out[i] = static_cast<int32_t>((code & keep) | (static_cast<uint32_t>(num_bins) & ~keep));
