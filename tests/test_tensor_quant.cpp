@@ -6,6 +6,7 @@
 
 #include <cmath>
 
+#include "ops/cpu/mask_bits.h"
 #include "ops/quant_ops.h"
 #include "test_helpers.h"
 #include "torchquant/tensor_quant.h"
@@ -237,6 +238,61 @@ TEST(TensorQuant, InPlaceSteBackwardEqualsOutOfPlace) {
       [&] { ops::ste_backward_(wrong, torch::ones({4}, at::kBool)); },
       {"torchquant::_ste_backward_: grad of shape [3] does not match the mask of shape [4]"});
   EXPECT_TRUE(torch::equal(wrong, torch::ones({3}))) << "a refused call leaves the gradient";
+}
+
+TEST(TensorQuant, PackedMaskBitsRoundTrip) {
+  torch::manual_seed(5);
+  for (int64_t n : {0, 1, 7, 8, 9, 31, 32, 33, 64, 100, 4095, 4096, 4097, 10000}) {
+    const at::Tensor mask = torch::rand({n}).gt(0.5);
+    at::Tensor bits = torch::full({detail::packed_mask_bytes(n)}, 0xAA, torch::kByte);
+    detail::pack_mask_bits(mask.data_ptr<bool>(), n, bits.data_ptr<uint8_t>());
+    for (int64_t i = 0; i < n; i += 37) {
+      ASSERT_EQ((bits[i / 8].item<int>() >> (i % 8)) & 1, mask[i].item<bool>()) << n << " " << i;
+    }
+    if (n % 8 != 0) {
+      EXPECT_EQ(bits[-1].item<int>() >> (n % 8), 0) << "unused bits are 0";
+    }
+    at::Tensor back = torch::ones({n}, torch::kBool);
+    detail::unpack_mask_bits(bits.data_ptr<uint8_t>(), n, back.data_ptr<bool>());
+    EXPECT_TRUE(torch::equal(back, mask)) << n;
+  }
+}
+
+// The CPU forward saves its straight-through mask as packed bits; the gradient must be
+// grad where |x| <= amax on every layout path (per tensor, periodic per channel, per-channel rows,
+// general), for sizes that end mid-byte and mid-block, with 1 and 2 threads.
+TEST(TensorQuant, PackedMaskGradientsOnEveryLayout) {
+  torch::manual_seed(6);
+  struct Case {
+    std::vector<int64_t> shape, amax_shape;
+  };
+  const std::vector<Case> cases = {{{4099}, {}},
+                                   {{3, 70, 5}, {1, 70, 1}},
+                                   {{2, 3, 1001}, {1, 3, 1}},
+                                   {{5, 13}, {5, 13}},
+                                   {{9, 8200}, {9, 1}}};
+  for (const Case& c : cases) {
+    const at::Tensor x0 = torch::randn(c.shape) * 2;
+    const at::Tensor amax = torch::rand(c.amax_shape) + 0.5;
+    const at::Tensor g = torch::randn(c.shape);
+    const at::Tensor expected = torch::where(x0.abs() <= amax, g, torch::zeros_like(g));
+    auto [out, mask] = ops::fake_tensor_quant_with_mask(x0, amax, 8, false, true);
+    EXPECT_EQ(mask.scalar_type(), torch::kByte);
+    EXPECT_EQ(mask.numel(), (x0.numel() + 7) / 8);
+    for (int threads : {1, 2}) {
+      const at::Tensor grad = with_threads(threads, [&] {
+        const at::Tensor x = x0.clone().requires_grad_(true);
+        fake_tensor_quant(x, amax).backward(g);
+        return x.grad();
+      });
+      EXPECT_TRUE(torch::equal(grad, expected)) << c.shape << " threads " << threads;
+    }
+  }
+  at::Tensor grad = torch::ones({20});
+  expect_error(
+      [&] { ops::ste_backward(grad, torch::zeros({2}, torch::kByte)); },
+      {"torchquant::_ste_backward: a packed mask for grad of shape [20] must hold 3 bytes, "
+       "got shape [2]"});
 }
 
 TEST(TensorQuant, NoMaskWithoutGrad) {

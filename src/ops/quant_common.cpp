@@ -229,7 +229,12 @@ QuantResult run_quant(const char* fn, QuantKernelFn kernel, const at::Tensor& in
   QuantResult r;
   r.out = prepare_out(fn, inputs, out);
   r.scale = p.returned_scale;
-  if (want_mask) r.mask = at::empty(inputs.sizes(), inputs.options().dtype(at::kBool));
+  if (want_mask) {
+    // CPU masks are packed bits (ops/cpu/mask_bits.h), other devices' one bool per element.
+    r.mask = inputs.is_cpu()
+                 ? at::empty({(inputs.numel() + 7) / 8}, inputs.options().dtype(at::kByte))
+                 : at::empty(inputs.sizes(), inputs.options().dtype(at::kBool));
+  }
   if (inputs.numel() > 0) {
     const bool negative = kernel(x, p, fake, r.out, r.mask);
     TORCH_CHECK(!(p.check_negative && negative), fn,
@@ -274,11 +279,18 @@ at::Tensor run_ste_backward(SteBackwardFn kernel, const at::Tensor& grad, const 
                             bool in_place) {
   const char* fn = in_place ? "torchquant::_ste_backward_" : "torchquant::_ste_backward";
   check_floating(fn, "grad", grad);
-  TORCH_CHECK(mask.scalar_type() == at::kBool, fn, ": mask must be bool, got ", mask.scalar_type());
-  TORCH_CHECK(grad.sizes() == mask.sizes(), fn, ": grad of shape ", grad.sizes(),
-              " does not match the mask of shape ", mask.sizes());
   TORCH_CHECK(grad.device() == mask.device(), fn, ": grad is on ", grad.device(),
               " but the mask is on ", mask.device());
+  if (grad.is_cpu() && mask.scalar_type() == at::kByte) {  // packed bits, from the CPU kernels
+    TORCH_CHECK(mask.dim() == 1 && mask.numel() == (grad.numel() + 7) / 8, fn,
+                ": a packed mask for grad of shape ", grad.sizes(), " must hold ",
+                (grad.numel() + 7) / 8, " bytes, got shape ", mask.sizes());
+  } else {
+    TORCH_CHECK(mask.scalar_type() == at::kBool, fn, ": mask must be bool",
+                grad.is_cpu() ? " (or packed uint8 bits)" : "", ", got ", mask.scalar_type());
+    TORCH_CHECK(grad.sizes() == mask.sizes(), fn, ": grad of shape ", grad.sizes(),
+                " does not match the mask of shape ", mask.sizes());
+  }
   if (in_place && grad.is_contiguous()) {
     if (grad.numel() > 0) kernel(grad, mask.contiguous(), grad);
     return grad;

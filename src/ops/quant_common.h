@@ -49,12 +49,14 @@ struct QuantParams {
 };
 
 /// A device kernel: writes quantized (fake=false) or fake-quantized values of `inputs` (contiguous)
-/// into `out` (contiguous, same shape and dtype) and, when `mask` is defined (bool, same shape),
-/// `|x| <= amax`. Returns true when a negative input was seen (checked for unsigned quantizers).
+/// into `out` (contiguous, same shape and dtype) and, when `mask` is defined, `|x| <= amax`: on the
+/// CPU as packed bits (uint8, ceil(numel / 8) bytes, ops/cpu/mask_bits.h), on other devices as
+/// bool of the input's shape. Returns true when a negative input was seen (checked for unsigned
+/// quantizers).
 using QuantKernelFn = bool (*)(const at::Tensor& inputs, const QuantParams& params, bool fake,
                                const at::Tensor& out, const at::Tensor& mask);
 
-/// A device kernel for `grad * mask`.
+/// A device kernel for `grad * mask` (bool of grad's shape, or on the CPU also packed bits).
 using SteBackwardFn = void (*)(const at::Tensor& grad, const at::Tensor& mask,
                                const at::Tensor& grad_input);
 

@@ -1,5 +1,6 @@
-// Autograd kernels: the straight-through estimator. Forward saves a one-byte mask per element
-// (|x| <= amax, or min <= x <= max) instead of the input; backward is grad * mask.
+// Autograd kernels: the straight-through estimator. Forward saves a mask (|x| <= amax, or
+// min <= x <= max; packed bits from the CPU kernels, bools otherwise) instead of the input;
+// backward is grad * mask.
 
 #include <ATen/Functions.h>
 #include <torch/csrc/autograd/custom_function.h>

@@ -1,5 +1,5 @@
-// CPU kernel of tensor_quant / fake_tensor_quant: one fused pass (quantize, optional STE mask,
-// negative-input check), vectorised inner loops, at::parallel_for over chunks.
+// CPU kernel of tensor_quant / fake_tensor_quant: one fused pass (quantize, optional STE mask as
+// packed bits, negative-input check), vectorised inner loops, at::parallel_for over chunks.
 
 #include <ATen/Dispatch.h>
 #include <ATen/Functions.h>
@@ -11,6 +11,7 @@
 #include <type_traits>
 
 #include "ops/cpu/cpu_kernels.h"
+#include "ops/cpu/mask_bits.h"
 #include "ops/cpu/quant_math.h"
 #include "ops/quant_common.h"
 
@@ -124,41 +125,53 @@ bool quant_cpu_typed(const at::Tensor& x, const QuantParams& p, bool fake, const
   }
   const scalar_t* xp = x.const_data_ptr<scalar_t>();
   scalar_t* yp = out.data_ptr<scalar_t>();
-  bool* mp = mask.defined() ? mask.data_ptr<bool>() : nullptr;
   const acc_t* smp = smul.const_data_ptr<acc_t>();
   const acc_t* sdp = sdiv.const_data_ptr<acc_t>();
   const acc_t* amp = amax.const_data_ptr<acc_t>();
   const acc_t lo = static_cast<acc_t>(p.min_bound), hi = static_cast<acc_t>(p.max_bound);
   std::atomic<int> negative{0};
 
-  auto span = [&](int64_t begin, int64_t len, int64_t ch, bool vec) {
-    Span<scalar_t, acc_t> s{xp + begin, yp + begin, mp != nullptr ? mp + begin : nullptr,
-                            len,        smp + ch,   sdp + ch,
-                            amp + ch,   lo,         hi};
-    return dispatch_span<scalar_t, acc_t>(s, fake, vec);
+  // Elements [b, e) in as many spans as the layout needs (rows: split at row ends; periodic:
+  // at period ends); `m`, when given, receives the mask of element b onwards as bools.
+  auto range = [&](int64_t b, int64_t e, bool* m) {
+    int neg = 0;
+    for (int64_t i = b; i < e;) {
+      int64_t len = e - i, ch = 0;
+      if (rows) {
+        const int64_t r = i / L.inner;
+        len = std::min(e, (r + 1) * L.inner) - i;
+        ch = r % L.channels;
+      } else if (period > 1) {
+        ch = i % period;
+        len = std::min(e - i, period - ch);
+      }
+      Span<scalar_t, acc_t> s{xp + i,   yp + i,   m != nullptr ? m + (i - b) : nullptr,
+                              len,      smp + ch, sdp + ch,
+                              amp + ch, lo,       hi};
+      neg |= dispatch_span<scalar_t, acc_t>(s, fake, !rows && period > 1);
+      i += len;
+    }
+    return neg;
   };
-  if (rows) {
-    const int64_t inner = L.inner, channels = L.channels;
-    at::parallel_for(0, L.outer * channels, std::max<int64_t>(1, kGrain / inner),
-                     [&](int64_t rb, int64_t re) {
+  if (!mask.defined()) {
+    at::parallel_for(0, n, kGrain,
+                     [&](int64_t b, int64_t e) { negative.fetch_or(range(b, e, nullptr)); });
+  } else {
+    // The mask is written as packed bits (mask_bits.h): blocks of kMaskBlock elements go through
+    // a bool buffer on the stack, and no two blocks share a mask byte.
+    uint8_t* bits = mask.data_ptr<uint8_t>();
+    const int64_t blocks = (n + kMaskBlock - 1) / kMaskBlock;
+    at::parallel_for(0, blocks, std::max<int64_t>(1, kGrain / kMaskBlock),
+                     [&](int64_t first, int64_t last) {
+                       bool local[kMaskBlock];
                        int neg = 0;
-                       for (int64_t r = rb; r < re; ++r) {
-                         neg |= span(r * inner, inner, r % channels, false);
+                       for (int64_t k = first; k < last; ++k) {
+                         const int64_t b = k * kMaskBlock, e = std::min(n, b + kMaskBlock);
+                         neg |= range(b, e, local);
+                         pack_mask_bits(local, e - b, bits + b / 8);
                        }
                        negative.fetch_or(neg);
                      });
-  } else {
-    const bool vec = period > 1;
-    at::parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) {
-      int neg = 0;
-      for (int64_t i = b; i < e;) {
-        const int64_t off = vec ? i % period : 0;
-        const int64_t len = vec ? std::min(e - i, period - off) : e - i;
-        neg |= span(i, len, off, vec);
-        i += len;
-      }
-      negative.fetch_or(neg);
-    });
   }
   return negative.load() != 0;
 }

@@ -4,11 +4,13 @@
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
 
 #include "ops/cpu/cpu_kernels.h"
+#include "ops/cpu/mask_bits.h"
 
 namespace torchquant {
 namespace detail {
@@ -81,14 +83,30 @@ void masked_copy_any(const T* g, const bool* m, T* out, int64_t n) {
 
 void ste_backward_cpu(const at::Tensor& grad, const at::Tensor& mask,
                       const at::Tensor& grad_input) {
-  const bool* mp = mask.const_data_ptr<bool>();
+  const int64_t n = grad.numel();
   AT_DISPATCH_FLOATING_TYPES_AND2(
       at::kHalf, at::kBFloat16, grad.scalar_type(), "ste_backward_cpu", [&] {
         const scalar_t* gp = grad.const_data_ptr<scalar_t>();
         scalar_t* op = grad_input.data_ptr<scalar_t>();
-        at::parallel_for(0, grad.numel(), 32768, [&](int64_t b, int64_t e) {
-          masked_copy_any(gp + b, mp + b, op + b, e - b);
-        });
+        if (mask.scalar_type() == at::kBool) {
+          const bool* mp = mask.const_data_ptr<bool>();
+          at::parallel_for(0, n, 32768, [&](int64_t b, int64_t e) {
+            masked_copy_any(gp + b, mp + b, op + b, e - b);
+          });
+          return;
+        }
+        // Packed bits (mask_bits.h), unpacked block by block into a bool buffer on the stack.
+        const uint8_t* bits = mask.const_data_ptr<uint8_t>();
+        const int64_t blocks = (n + kMaskBlock - 1) / kMaskBlock;
+        at::parallel_for(0, blocks, std::max<int64_t>(1, 32768 / kMaskBlock),
+                         [&](int64_t first, int64_t last) {
+                           bool local[kMaskBlock];
+                           for (int64_t k = first; k < last; ++k) {
+                             const int64_t b = k * kMaskBlock, len = std::min(n - b, kMaskBlock);
+                             unpack_mask_bits(bits + b / 8, len, local);
+                             masked_copy_any(gp + b, local, op + b, len);
+                           }
+                         });
       });
 }
 
