@@ -6,6 +6,7 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "torchquant/nn/modules/quant_conv.h"
 
@@ -90,6 +91,38 @@ TEST(FusedQuantConv, Conv2dEqualsTheUnfusedGraphBitForBit) {
       EXPECT_GT(fused.gx.eq(0).sum().item<int64_t>(), 0) << what;
       EXPECT_GT(fused.gx.ne(0).sum().item<int64_t>(), 0) << what;
     }
+  }
+}
+
+// On the CPU every fused layer quantizes its input into one per-thread buffer: a stack whose
+// inputs shrink and grow again (so the buffer is reused, then reallocated), run for two steps,
+// must still give the unfused graph's outputs and gradients, also after the buffers are freed.
+TEST(FusedQuantConv, LayersSharingTheQuantizedInputBufferMatchTheUnfusedGraph) {
+  torch::manual_seed(4);
+  nn::QuantConv2d a(torch::nn::Conv2dOptions(3, 8, 3).stride(2).padding(1));
+  nn::QuantConv2d b(torch::nn::Conv2dOptions(8, 4, 1));
+  nn::QuantConv2d c(torch::nn::Conv2dOptions(4, 16, 3).padding(1));
+  for (auto* layer : {&a, &b, &c}) clip_amax(*layer);
+  auto step = [&](const at::Tensor& x0, const at::Tensor& big, bool fused) {
+    FusedSwitch restore;
+    nn::set_fused_quant_conv(fused);
+    for (auto* layer : {&a, &b, &c}) (*layer)->zero_grad();
+    const at::Tensor x = x0.detach().clone().requires_grad_(true);
+    // c sees a larger input than a and b: the buffer grows in forward and in backward.
+    const at::Tensor y = c(b(a(x))).sum() + c(big).mean();
+    y.backward();
+    return std::vector<at::Tensor>{y.detach(), x.grad(), a->weight.grad().clone(),
+                                   b->weight.grad().clone(), c->weight.grad().clone()};
+  };
+  for (int s = 0; s < 2; ++s) {
+    const at::Tensor x = torch::randn({2, 3, 12, 12}) * 2;
+    const at::Tensor big = torch::randn({3, 4, 20, 20}) * 2;
+    const auto fused = step(x, big, true);
+    const auto plain = step(x, big, false);
+    for (size_t i = 0; i < fused.size(); ++i) {
+      EXPECT_TRUE(fused[i].equal(plain[i])) << "step " << s << ", tensor " << i;
+    }
+    nn::release_fused_quant_conv_buffers();
   }
 }
 

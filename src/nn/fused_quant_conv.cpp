@@ -5,6 +5,8 @@
 // quantized operands and applies the same straight-through masks.
 
 #include <ATen/Functions.h>
+#include <ATen/core/grad_mode.h>
+#include <c10/util/accumulate.h>
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <atomic>
@@ -32,6 +34,47 @@ std::tuple<at::Tensor, at::Tensor> quantize_with_mask(const at::Tensor& t, const
                                                       const c10::IValue& args) {
   const auto list = args.toIntList();
   return ops::fake_tensor_quant_with_mask(t, amax, list[0], list[1] != 0, list[2] != 0);
+}
+
+// The quantized input (and, in backward, its mask) lives only during this node's convolution
+// call: on the CPU it goes into buffers kept per thread and reused by every layer and step, so a
+// step allocates no activation-sized tensors beyond the float graph's (glibc would otherwise map
+// and page-fault fresh ones). The buffers keep the largest such input of the thread: see
+// release_fused_quant_conv_buffers(). Not used while a graph is being recorded (create_graph).
+struct Scratch {
+  at::Tensor values, mask;
+};
+thread_local Scratch g_scratch;
+
+at::Tensor scratch_view(at::Tensor* buffer, c10::IntArrayRef sizes, const at::TensorOptions& o) {
+  const int64_t numel = c10::multiply_integers(sizes);
+  if (!buffer->defined() || buffer->numel() < numel || buffer->dtype() != o.dtype()) {
+    *buffer = at::Tensor();  // free the old one first
+    *buffer = at::empty({numel}, o);
+  }
+  return buffer->narrow(0, 0, numel).view(sizes);
+}
+
+bool use_scratch(const at::Tensor& x) { return x.is_cpu() && !at::GradMode::is_enabled(); }
+
+at::Tensor quantize_input(const at::Tensor& x, const at::Tensor& amax, const c10::IValue& args) {
+  if (!use_scratch(x)) return quantize(x, amax, args);
+  at::Tensor out = scratch_view(&g_scratch.values, x.sizes(), x.options());
+  const auto list = args.toIntList();
+  ops::fake_tensor_quant_out(x, amax, list[0], list[1] != 0, list[2] != 0, out);
+  return out;
+}
+
+std::tuple<at::Tensor, at::Tensor> quantize_input_with_mask(const at::Tensor& x,
+                                                            const at::Tensor& amax,
+                                                            const c10::IValue& args) {
+  if (!use_scratch(x)) return quantize_with_mask(x, amax, args);
+  at::Tensor out = scratch_view(&g_scratch.values, x.sizes(), x.options());
+  at::Tensor mask =
+      scratch_view(&g_scratch.mask, {(x.numel() + 7) / 8}, x.options().dtype(at::kByte));
+  const auto list = args.toIntList();
+  ops::fake_tensor_quant_with_mask_out(x, amax, list[0], list[1] != 0, list[2] != 0, out, mask);
+  return {out, mask};
 }
 
 std::vector<int64_t> pack(const Args& a) {
@@ -62,7 +105,7 @@ struct QuantConvFunction : public torch::autograd::Function<QuantConvFunction> {
     ctx->saved_data["bias_sizes"] = bias.defined() ? bias.sizes().vec() : std::vector<int64_t>{};
     ctx->saved_data["has_bias"] = bias.defined();
     ctx->save_for_backward({x, w, xa.amax, wa.amax});
-    const at::Tensor xq = quantize(x, xa.amax, ctx->saved_data["x_args"]);
+    const at::Tensor xq = quantize_input(x, xa.amax, ctx->saved_data["x_args"]);
     const at::Tensor wq = quantize(w, wa.amax, ctx->saved_data["w_args"]);
     return at::convolution(xq, wq, bias, g.stride, g.padding, g.dilation, g.transposed,
                            g.output_padding, g.groups);
@@ -78,9 +121,9 @@ struct QuantConvFunction : public torch::autograd::Function<QuantConvFunction> {
     const bool need_b = data["has_bias"].toBool() && ctx->needs_input_grad(2);
     at::Tensor xq, x_mask, wq, w_mask;
     if (need_x) {
-      std::tie(xq, x_mask) = quantize_with_mask(x, x_amax, data["x_args"]);
+      std::tie(xq, x_mask) = quantize_input_with_mask(x, x_amax, data["x_args"]);
     } else {
-      xq = quantize(x, x_amax, data["x_args"]);
+      xq = quantize_input(x, x_amax, data["x_args"]);
     }
     if (need_w) {
       std::tie(wq, w_mask) = quantize_with_mask(w, w_amax, data["w_args"]);
@@ -111,6 +154,7 @@ struct QuantConvFunction : public torch::autograd::Function<QuantConvFunction> {
 }  // namespace
 
 void set_fused_quant_conv(bool enabled) { g_fused = enabled; }
+void release_fused_quant_conv_buffers() { g_scratch = Scratch(); }
 bool fused_quant_conv() { return g_fused; }
 
 namespace detail {

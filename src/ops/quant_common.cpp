@@ -208,6 +208,22 @@ at::Tensor prepare_out(const char* fn, const at::Tensor& inputs, const at::Tenso
   return out->is_contiguous() ? *out : at::empty(inputs.sizes(), inputs.options());
 }
 
+// CPU masks are packed bits (ops/cpu/mask_bits.h), other devices' one bool per element; a given
+// mask must already be in that format, contiguous.
+at::Tensor prepare_mask(const char* fn, const at::Tensor& inputs, const at::Tensor* mask) {
+  const bool packed = inputs.is_cpu();
+  const auto dtype = packed ? at::kByte : at::kBool;
+  const std::vector<int64_t> sizes =
+      packed ? std::vector<int64_t>{(inputs.numel() + 7) / 8} : inputs.sizes().vec();
+  if (mask == nullptr) return at::empty(sizes, inputs.options().dtype(dtype));
+  TORCH_CHECK(mask->scalar_type() == dtype && mask->device() == inputs.device() &&
+                  mask->sizes() == c10::IntArrayRef(sizes) && mask->is_contiguous(),
+              fn, ": mask must be a contiguous ", dtype, " tensor of shape ", sizes, " on ",
+              inputs.device(), ", got ", mask->scalar_type(), " of shape ", mask->sizes(), " on ",
+              mask->device());
+  return *mask;
+}
+
 void finish_out(const at::Tensor& computed, const at::Tensor* out) {
   if (out != nullptr && !computed.is_same(*out)) out->copy_(computed);
 }
@@ -216,7 +232,8 @@ void finish_out(const at::Tensor& computed, const at::Tensor* out) {
 
 QuantResult run_quant(const char* fn, QuantKernelFn kernel, const at::Tensor& inputs,
                       const at::Tensor& amax, int64_t num_bits, bool is_unsigned, bool narrow_range,
-                      bool fake, bool want_mask, const at::Tensor* out) {
+                      bool fake, bool want_mask, const at::Tensor* out,
+                      const at::Tensor* mask_out) {
   QuantParams p = prepare_quant_params(fn, inputs, amax, num_bits, is_unsigned, narrow_range, fake);
   const bool aliased = out != nullptr && out->is_alias_of(inputs);  // any view of the same storage
   if (p.check_negative && (aliased || !inputs.device().is_cpu()) && inputs.numel() > 0) {
@@ -229,12 +246,7 @@ QuantResult run_quant(const char* fn, QuantKernelFn kernel, const at::Tensor& in
   QuantResult r;
   r.out = prepare_out(fn, inputs, out);
   r.scale = p.returned_scale;
-  if (want_mask) {
-    // CPU masks are packed bits (ops/cpu/mask_bits.h), other devices' one bool per element.
-    r.mask = inputs.is_cpu()
-                 ? at::empty({(inputs.numel() + 7) / 8}, inputs.options().dtype(at::kByte))
-                 : at::empty(inputs.sizes(), inputs.options().dtype(at::kBool));
-  }
+  if (want_mask) r.mask = prepare_mask(fn, inputs, mask_out);
   if (inputs.numel() > 0) {
     const bool negative = kernel(x, p, fake, r.out, r.mask);
     TORCH_CHECK(!(p.check_negative && negative), fn,

@@ -85,7 +85,8 @@ struct QuantResult {
 /// `inputs`: negative unsigned inputs are then rejected before anything is written).
 QuantResult run_quant(const char* fn, QuantKernelFn kernel, const at::Tensor& inputs,
                       const at::Tensor& amax, int64_t num_bits, bool is_unsigned, bool narrow_range,
-                      bool fake, bool want_mask, const at::Tensor* out = nullptr);
+                      bool fake, bool want_mask, const at::Tensor* out = nullptr,
+                      const at::Tensor* mask_out = nullptr);
 
 /// Runs scaled_e4m3 through `kernel`.
 QuantResult run_e4m3(const char* fn, E4m3KernelFn kernel, const at::Tensor& inputs,
@@ -132,6 +133,13 @@ void register_quant_kernels(torch::Library& m) {
     auto r = run_quant("torchquant::fake_tensor_quant", kQuant, x, amax, nb, uns, nr, true, true);
     return std::make_tuple(r.out, r.mask);
   });
+  m.impl("_fake_tensor_quant_with_mask.out",
+         [](const at::Tensor& x, const at::Tensor& amax, int64_t nb, bool uns, bool nr,
+            at::Tensor& out, at::Tensor& mask) -> std::tuple<at::Tensor&, at::Tensor&> {
+           run_quant("torchquant::_fake_tensor_quant_with_mask_out", kQuant, x, amax, nb, uns, nr,
+                     true, true, &out, &mask);
+           return {out, mask};
+         });
   m.impl("scaled_e4m3",
          [](const at::Tensor& x, const c10::optional<at::Tensor>& amax, int64_t E, int64_t M) {
            return run_e4m3("torchquant::scaled_e4m3", kE4m3, x, amax, E, M, false).out;

@@ -68,6 +68,15 @@ std::tuple<at::Tensor, at::Tensor> fake_tensor_quant_with_mask(const at::Tensor&
   return op.call(inputs, amax, num_bits, is_unsigned, narrow_range);
 }
 
+void fake_tensor_quant_with_mask_out(const at::Tensor& inputs, const at::Tensor& amax,
+                                     int64_t num_bits, bool is_unsigned, bool narrow_range,
+                                     at::Tensor& out, at::Tensor& mask) {
+  static auto op = handle<std::tuple<at::Tensor&, at::Tensor&>(
+      const at::Tensor&, const at::Tensor&, int64_t, bool, bool, at::Tensor&, at::Tensor&)>(
+      "torchquant::_fake_tensor_quant_with_mask", "out");
+  op.call(inputs, amax, num_bits, is_unsigned, narrow_range, out, mask);
+}
+
 at::Tensor fake_affine_tensor_quant(const at::Tensor& inputs, const at::Tensor& min_range,
                                     const at::Tensor& max_range, int64_t num_bits) {
   static auto op =
@@ -133,6 +142,9 @@ TORCH_LIBRARY(torchquant, m) {
   m.def(
       "_fake_tensor_quant_with_mask(Tensor inputs, Tensor amax, int num_bits, bool unsigned, "
       "bool narrow_range) -> (Tensor, Tensor)");
+  m.def(
+      "_fake_tensor_quant_with_mask.out(Tensor inputs, Tensor amax, int num_bits, bool unsigned, "
+      "bool narrow_range, *, Tensor(a!) out, Tensor(b!) mask) -> (Tensor(a!), Tensor(b!))");
   m.def(
       "fake_affine_tensor_quant(Tensor inputs, Tensor min_range, Tensor max_range, "
       "int num_bits=8) -> Tensor");

@@ -28,6 +28,12 @@ std::tuple<at::Tensor, at::Tensor> fake_tensor_quant_with_mask(const at::Tensor&
                                                                const at::Tensor& amax,
                                                                int64_t num_bits, bool is_unsigned,
                                                                bool narrow_range);
+/// fake_tensor_quant_with_mask into preallocated contiguous `out` (inputs' shape and dtype) and
+/// `mask` (the kernel's format: packed uint8 bits on the CPU, bool of inputs' shape elsewhere).
+/// No autograd: for tensors that do not need grad, or with grad mode off.
+void fake_tensor_quant_with_mask_out(const at::Tensor& inputs, const at::Tensor& amax,
+                                     int64_t num_bits, bool is_unsigned, bool narrow_range,
+                                     at::Tensor& out, at::Tensor& mask);
 at::Tensor fake_affine_tensor_quant(const at::Tensor& inputs, const at::Tensor& min_range,
                                     const at::Tensor& max_range, int64_t num_bits);
 at::Tensor scaled_e4m3(const at::Tensor& inputs, const c10::optional<at::Tensor>& amax, int64_t E,

@@ -33,6 +33,18 @@ namespace nn {
 void set_fused_quant_conv(bool enabled);
 bool fused_quant_conv();
 
+/// On the CPU the fused path quantizes each layer's input into a buffer kept by the calling
+/// thread and reused by every layer and step (the quantized input lives only during the
+/// convolution), so a training step allocates no activation-sized tensor beyond the float
+/// graph's. The buffers hold the largest quantized convolution input seen (plus its mask, 1/32 of
+/// that); this frees the calling thread's buffers, e.g. after training.
+///
+/// \code
+///   train(model);
+///   torchquant::nn::release_fused_quant_conv_buffers();
+/// \endcode
+void release_fused_quant_conv_buffers();
+
 namespace detail {
 
 /// Convolution with torch::nn's padding semantics ('same'/'valid', and reflect / replicate /
