@@ -320,7 +320,9 @@ What makes these ratios: QuantConv's training path is one autograd node (`set_fu
 default on) that keeps the layer's input and weight, which the float graph keeps too, and
 recomputes the quantized operands and their masks in backward, instead of saving a quantized
 copy and a mask per activation (an earlier run of the unfused graph: 1.68× the float step's
-memory, 1.47× its time); dynamic amax and per-channel weight amax use a vectorised max |x|
+memory, 1.47× its time); on the CPU the node quantizes into a per-thread buffer reused by every
+layer (about 2 MB here, held between steps and not in `peak_MB`, which counts what a step adds)
+and masks the input gradient in place; the straight-through masks are bits; dynamic amax and per-channel weight amax use a vectorised max |x|
 (ATen's infinity norm is scalar code and made the dynamic forward 2.2× float); the scales of a
 float32 CPU amax are computed in one loop instead of a dozen small ATen ops (about 50 µs a call,
 30 calls a forward); the straight-through backward is a branch-free vectorised select; the
