@@ -11,6 +11,7 @@
 
 #include <atomic>
 
+#include "ops/cpu/mask_bits.h"
 #include "ops/quant_common.h"
 #include "ops/quant_ops.h"
 #include "torchquant/nn/modules/quant_conv.h"
@@ -71,7 +72,8 @@ std::tuple<at::Tensor, at::Tensor> quantize_input_with_mask(const at::Tensor& x,
   if (!use_scratch(x)) return quantize_with_mask(x, amax, args);
   at::Tensor out = scratch_view(&g_scratch.values, x.sizes(), x.options());
   at::Tensor mask =
-      scratch_view(&g_scratch.mask, {(x.numel() + 7) / 8}, x.options().dtype(at::kByte));
+      scratch_view(&g_scratch.mask, {torchquant::detail::packed_mask_bytes(x.numel())},
+                   x.options().dtype(at::kByte));
   const auto list = args.toIntList();
   ops::fake_tensor_quant_with_mask_out(x, amax, list[0], list[1] != 0, list[2] != 0, out, mask);
   return {out, mask};

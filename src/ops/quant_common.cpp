@@ -8,6 +8,8 @@
 #include <limits>
 #include <vector>
 
+#include "ops/cpu/mask_bits.h"
+
 namespace torchquant {
 namespace detail {
 
@@ -214,7 +216,7 @@ at::Tensor prepare_mask(const char* fn, const at::Tensor& inputs, const at::Tens
   const bool packed = inputs.is_cpu();
   const auto dtype = packed ? at::kByte : at::kBool;
   const std::vector<int64_t> sizes =
-      packed ? std::vector<int64_t>{(inputs.numel() + 7) / 8} : inputs.sizes().vec();
+      packed ? std::vector<int64_t>{packed_mask_bytes(inputs.numel())} : inputs.sizes().vec();
   if (mask == nullptr) return at::empty(sizes, inputs.options().dtype(dtype));
   TORCH_CHECK(mask->scalar_type() == dtype && mask->device() == inputs.device() &&
                   mask->sizes() == c10::IntArrayRef(sizes) && mask->is_contiguous(),
@@ -294,9 +296,9 @@ at::Tensor run_ste_backward(SteBackwardFn kernel, const at::Tensor& grad, const 
   TORCH_CHECK(grad.device() == mask.device(), fn, ": grad is on ", grad.device(),
               " but the mask is on ", mask.device());
   if (grad.is_cpu() && mask.scalar_type() == at::kByte) {  // packed bits, from the CPU kernels
-    TORCH_CHECK(mask.dim() == 1 && mask.numel() == (grad.numel() + 7) / 8, fn,
-                ": a packed mask for grad of shape ", grad.sizes(), " must hold ",
-                (grad.numel() + 7) / 8, " bytes, got shape ", mask.sizes());
+    const int64_t bytes = packed_mask_bytes(grad.numel());
+    TORCH_CHECK(mask.dim() == 1 && mask.numel() == bytes, fn, ": a packed mask for grad of shape ",
+                grad.sizes(), " must hold ", bytes, " bytes, got shape ", mask.sizes());
   } else {
     TORCH_CHECK(mask.scalar_type() == at::kBool, fn, ": mask must be bool",
                 grad.is_cpu() ? " (or packed uint8 bits)" : "", ", got ", mask.scalar_type());
