@@ -160,18 +160,10 @@ bool quant_cpu_typed(const at::Tensor& x, const QuantParams& p, bool fake, const
     // The mask is written as packed bits (mask_bits.h): blocks of kMaskBlock elements go through
     // a bool buffer on the stack, and no two blocks share a mask byte.
     uint8_t* bits = mask.data_ptr<uint8_t>();
-    const int64_t blocks = (n + kMaskBlock - 1) / kMaskBlock;
-    at::parallel_for(0, blocks, std::max<int64_t>(1, kGrain / kMaskBlock),
-                     [&](int64_t first, int64_t last) {
-                       bool local[kMaskBlock];
-                       int neg = 0;
-                       for (int64_t k = first; k < last; ++k) {
-                         const int64_t b = k * kMaskBlock, e = std::min(n, b + kMaskBlock);
-                         neg |= range(b, e, local);
-                         pack_mask_bits(local, e - b, bits + b / 8);
-                       }
-                       negative.fetch_or(neg);
-                     });
+    for_each_mask_block(n, kGrain, [&](int64_t b, int64_t e, bool* local) {
+      negative.fetch_or(range(b, e, local));
+      pack_mask_bits(local, e - b, bits + b / 8);
+    });
   }
   return negative.load() != 0;
 }

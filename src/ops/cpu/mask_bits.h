@@ -3,6 +3,9 @@
 // |x| <= amax, elements in contiguous order. One eighth of a bool mask's memory traffic for the
 // forward that writes it and the backward that reads it.
 
+#include <ATen/Parallel.h>
+
+#include <algorithm>
 #include <cstdint>
 
 namespace torchquant {
@@ -20,6 +23,23 @@ void pack_mask_bits(const bool* mask, int64_t n, uint8_t* bits);
 
 /// Unpacks `n` elements' bits into bools (0 or 1).
 void unpack_mask_bits(const uint8_t* bits, int64_t n, bool* mask);
+
+/// Runs `fn(begin, end, local)` for every block [begin, end) of kMaskBlock elements of [0, n),
+/// blocks split over at::parallel_for (at least `grain` elements a task); `local` is a bool buffer
+/// of kMaskBlock on the running thread's stack, for the block's mask before packing or after
+/// unpacking.
+template <typename F>
+void for_each_mask_block(int64_t n, int64_t grain, const F& fn) {
+  const int64_t blocks = (n + kMaskBlock - 1) / kMaskBlock;
+  at::parallel_for(0, blocks, std::max<int64_t>(1, grain / kMaskBlock),
+                   [&](int64_t first, int64_t last) {
+                     bool local[kMaskBlock];
+                     for (int64_t k = first; k < last; ++k) {
+                       const int64_t begin = k * kMaskBlock;
+                       fn(begin, std::min(n, begin + kMaskBlock), local);
+                     }
+                   });
+}
 
 }  // namespace detail
 }  // namespace torchquant

@@ -97,16 +97,10 @@ void ste_backward_cpu(const at::Tensor& grad, const at::Tensor& mask,
         }
         // Packed bits (mask_bits.h), unpacked block by block into a bool buffer on the stack.
         const uint8_t* bits = mask.const_data_ptr<uint8_t>();
-        const int64_t blocks = (n + kMaskBlock - 1) / kMaskBlock;
-        at::parallel_for(0, blocks, std::max<int64_t>(1, 32768 / kMaskBlock),
-                         [&](int64_t first, int64_t last) {
-                           bool local[kMaskBlock];
-                           for (int64_t k = first; k < last; ++k) {
-                             const int64_t b = k * kMaskBlock, len = std::min(n - b, kMaskBlock);
-                             unpack_mask_bits(bits + b / 8, len, local);
-                             masked_copy_any(gp + b, local, op + b, len);
-                           }
-                         });
+        for_each_mask_block(n, 32768, [&](int64_t b, int64_t e, bool* local) {
+          unpack_mask_bits(bits + b / 8, e - b, local);
+          masked_copy_any(gp + b, local, op + b, e - b);
+        });
       });
 }
 
