@@ -11,8 +11,8 @@ namespace torchquant {
 namespace detail {
 namespace {
 
-template <typename scalar_t>
 // grad and out may be the same array (the in-place op), so neither is __restrict__.
+template <typename scalar_t>
 __global__ void ste_backward_kernel(const scalar_t* grad, const bool* __restrict__ mask,
                                     scalar_t* out, int64_t n) {
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
