@@ -1,0 +1,34 @@
+#pragma once
+// Which vector instruction set the CPU kernels that dispatch by hand use, with a cap that tests set
+// to run every version on one machine. Internal header.
+
+namespace torchquant {
+namespace detail {
+
+/// The instruction sets a hand-dispatched kernel has a version for, narrowest first.
+enum class CpuIsa { kScalar = 0, kAvx2 = 1, kAvx512 = 2 };
+
+/// The widest of them this CPU runs (AVX-512 means F, BW, DQ and VL).
+CpuIsa supported_cpu_isa();
+
+/// supported_cpu_isa(), lowered to the environment's TORCHQUANT_CPU_ISA (scalar, avx2 or avx512,
+/// read once) and to the cap of a live ScopedCpuIsaCap.
+CpuIsa cpu_isa();
+
+/// While alive, kernels dispatch to at most `cap` (tests: every version on one machine). Not
+/// thread-safe against kernels running at the same time; restores the previous cap.
+///
+///   { detail::ScopedCpuIsaCap scalar(detail::CpuIsa::kScalar); /* runs the scalar versions */ }
+class ScopedCpuIsaCap {
+ public:
+  explicit ScopedCpuIsaCap(CpuIsa cap);
+  ~ScopedCpuIsaCap();
+  ScopedCpuIsaCap(const ScopedCpuIsaCap&) = delete;
+  ScopedCpuIsaCap& operator=(const ScopedCpuIsaCap&) = delete;
+
+ private:
+  CpuIsa previous_;
+};
+
+}  // namespace detail
+}  // namespace torchquant
