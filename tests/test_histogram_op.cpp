@@ -6,36 +6,111 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <string>
 #include <vector>
 
 #include "ops/quant_ops.h"
 #include "test_helpers.h"
 #include "torchquant/calib/histogram_calibrator.h"
+#include "util/cpu_isa.h"
 
 namespace torchquant {
 namespace {
+
+// The instruction sets this CPU runs, each as a cap on the hand-dispatched kernels, so that every
+// version of the counting pass is checked on one machine (the AVX-512 one only where it runs).
+std::vector<detail::CpuIsa> runnable_isas() {
+  std::vector<detail::CpuIsa> isas;
+  for (auto isa : {detail::CpuIsa::kScalar, detail::CpuIsa::kAvx2, detail::CpuIsa::kAvx512}) {
+    if (isa <= detail::supported_cpu_isa()) isas.push_back(isa);
+  }
+  return isas;
+}
+
+TEST(CpuIsa, CapLowersTheDispatchAndRestoresIt) {
+  const detail::CpuIsa before = detail::cpu_isa();  // the environment's cap applied
+  {
+    detail::ScopedCpuIsaCap scalar(detail::CpuIsa::kScalar);
+    EXPECT_EQ(detail::cpu_isa(), detail::CpuIsa::kScalar);
+    {
+      detail::ScopedCpuIsaCap wide(detail::CpuIsa::kAvx512);
+      // A cap never raises past what the CPU runs.
+      EXPECT_EQ(detail::cpu_isa(), detail::supported_cpu_isa());
+    }
+    EXPECT_EQ(detail::cpu_isa(), detail::CpuIsa::kScalar);
+  }
+  EXPECT_EQ(detail::cpu_isa(), before);
+}
+
+// TORCHQUANT_CPU_ISA caps the dispatch; ctest runs this with it unset (unit_tests), "scalar"
+// (cpu_isa_scalar, with the histogram tests) and a bad value (cpu_isa_bad_environment).
+TEST(CpuIsa, FollowsTheEnvironment) {
+  const char* env = std::getenv("TORCHQUANT_CPU_ISA");
+  const std::string value = env == nullptr ? "" : env;
+  const detail::CpuIsa supported = detail::supported_cpu_isa();
+  if (value.empty() || value == "avx512") {
+    EXPECT_EQ(detail::cpu_isa(), supported);
+  } else if (value == "avx2") {
+    EXPECT_EQ(detail::cpu_isa(), std::min(supported, detail::CpuIsa::kAvx2));
+  } else if (value == "scalar") {
+    EXPECT_EQ(detail::cpu_isa(), detail::CpuIsa::kScalar);
+  } else {
+    testing::expect_error([] { detail::cpu_isa(); },
+                          {"TORCHQUANT_CPU_ISA", "expected scalar, avx2 or avx512", value});
+    testing::expect_error([] { ops::abs_histogram(torch::ones({3}), 1.0, 8, false); },
+                          {"TORCHQUANT_CPU_ISA", value});
+  }
+}
 
 TEST(AbsHistogramOp, CpuCountsAsHistcWithInt64) {
   torch::manual_seed(11);
   at::Tensor x = torch::randn({100003}) * 3;
   x.index_put_({torch::arange(0, 1000)}, 0.f);
   const double top = 5.0;
-  for (int64_t bins : {1, 7, 2048, 5000}) {
-    const at::Tensor ours = ops::abs_histogram(x, top, bins, false);
-    EXPECT_EQ(ours.scalar_type(), torch::kLong);
-    EXPECT_TRUE(torch::equal(ours, at::histc(x.abs(), bins, 0, top).to(torch::kLong))) << bins;
+  for (detail::CpuIsa isa : runnable_isas()) {
+    SCOPED_TRACE("instruction set " + std::to_string(static_cast<int>(isa)));
+    detail::ScopedCpuIsaCap cap(isa);
+    for (int64_t bins : {1, 7, 2048, 5000}) {
+      const at::Tensor ours = ops::abs_histogram(x, top, bins, false);
+      EXPECT_EQ(ours.scalar_type(), torch::kLong);
+      EXPECT_TRUE(torch::equal(ours, at::histc(x.abs(), bins, 0, top).to(torch::kLong))) << bins;
+    }
+    const at::Tensor skipped = ops::abs_histogram(x, top, 64, true);
+    const at::Tensor kept = ops::abs_histogram(x, top, 64, false);
+    EXPECT_EQ(kept[0].item<int64_t>() - skipped[0].item<int64_t>(), 1000);
+    EXPECT_EQ(skipped.sum().item<int64_t>(),
+              (x.abs() <= top).logical_and(x != 0).sum().item<int64_t>());
   }
-  const at::Tensor skipped = ops::abs_histogram(x, top, 64, true);
-  const at::Tensor kept = ops::abs_histogram(x, top, 64, false);
-  EXPECT_EQ(kept[0].item<int64_t>() - skipped[0].item<int64_t>(), 1000);
-  EXPECT_EQ(skipped.sum().item<int64_t>(),
-            (x.abs() <= top).logical_and(x != 0).sum().item<int64_t>());
+}
+
+// Activations after a ReLU: half exact zeros, which the AVX-512 version counts with a popcount
+// instead of writing them out; every length up to three vectors (the masked tail) and both
+// skip_zeros settings, also for NaN-free values above the range (dropped) and bin 0's upper edge.
+TEST(AbsHistogramOp, ZerosTailsAndDroppedValuesCountAlikeInEveryVersion) {
+  torch::manual_seed(14);
+  const at::Tensor pool = torch::relu(torch::randn({64})) * 2;
+  const at::Tensor with_edges = torch::cat(
+      {pool, torch::tensor({0.f, 9.f, -7.f, 4.f / 2048, std::nextafter(4.f / 2048, 0.f), 4.f})});
+  for (int64_t n = 0; n <= 48; ++n) {
+    const at::Tensor x = with_edges.index({torch::randperm(with_edges.numel()).slice(0, 0, n)});
+    for (bool skip : {false, true}) {
+      at::Tensor expected = at::histc(x.abs(), 2048, 0, 4).to(torch::kLong);
+      if (skip) expected[0] -= (x == 0).sum();
+      for (detail::CpuIsa isa : runnable_isas()) {
+        detail::ScopedCpuIsaCap cap(isa);
+        EXPECT_TRUE(torch::equal(ops::abs_histogram(x, 4.0, 2048, skip), expected))
+            << n << " elements, skip_zeros " << skip << ", instruction set "
+            << static_cast<int>(isa);
+      }
+    }
+  }
 }
 
 // The counting pass finds bins without dividing (a reciprocal and a recheck of the elements near a
 // bin boundary): values a few ulps either side of every boundary must land where histc puts them,
 // for many tops (a subnormal one takes the all-recheck path) and bin counts (above 2^16 bins the
-// serial path; above 2^18 every element is rechecked).
+// serial path; above 2^18 every element is rechecked), with every instruction set's version.
 TEST(AbsHistogramOp, ValuesAtBinBoundariesLandWhereHistcPutsThem) {
   for (double top : {5.3791237, 1.0, 0.1, 1e-30, 1e30, 1e-40}) {
     for (int64_t bins : {1, 7, 2048, 4096, 65536, 70001, 300000}) {
@@ -53,9 +128,12 @@ TEST(AbsHistogramOp, ValuesAtBinBoundariesLandWhereHistcPutsThem) {
       }
       const at::Tensor x = torch::tensor(values);
       const auto t = static_cast<float>(top);
-      EXPECT_TRUE(torch::equal(ops::abs_histogram(x, t, bins, false),
-                               at::histc(x.abs(), bins, 0, t).to(torch::kLong)))
-          << "top " << top << ", " << bins << " bins";
+      const at::Tensor expected = at::histc(x.abs(), bins, 0, t).to(torch::kLong);
+      for (detail::CpuIsa isa : runnable_isas()) {
+        detail::ScopedCpuIsaCap cap(isa);
+        EXPECT_TRUE(torch::equal(ops::abs_histogram(x, t, bins, false), expected))
+            << "top " << top << ", " << bins << " bins, instruction set " << static_cast<int>(isa);
+      }
     }
   }
 }
