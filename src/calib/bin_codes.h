@@ -5,6 +5,7 @@
 #include <c10/macros/Macros.h>
 
 #include <cstdint>
+#include <cstring>
 
 #include "util/cpu_isa.h"
 
@@ -47,15 +48,37 @@ struct BinCodes {
 
 /// Writes one code per element of `data[0, n)` still to be counted into `out` (which must hold
 /// n + kCodeSlack of them): a bin index, `num_bins` for an element not counted (|x| > top, NaN,
-/// a skipped zero), or a marked code for BinRule::resolve. A version may count elements that are
-/// surely in bin 0 itself and drop uncounted ones instead of writing them (the AVX-512 one does:
-/// the zeros after a ReLU are often half of an activation).
+/// a skipped zero), or a marked code for BinRule::resolve. A version may count exact zeros itself
+/// (in `first_bin`) and drop uncounted elements instead of writing them (the vector ones do: the
+/// zeros after a ReLU are often half of an activation).
 using BinCodesFn = BinCodes (*)(const float* data, int64_t n, const BinRule& rule, bool skip_zeros,
                                 int32_t* out);
 constexpr int64_t kCodeSlack = 16;
 
 /// The version for an instruction set.
 BinCodesFn bin_codes_for(torchquant::detail::CpuIsa isa);
+
+/// The versions (call them through bin_codes_for, which knows what the CPU runs). The scalar one
+/// writes a code for every element; the AVX2 and AVX-512 ones (x86-64 only) count exact zeros
+/// themselves and write only the codes still to count, left-packed.
+BinCodes bin_codes_scalar(const float* data, int64_t n, const BinRule& rule, bool skip_zeros,
+                          int32_t* out);
+BinCodes bin_codes_avx2(const float* data, int64_t n, const BinRule& rule, bool skip_zeros,
+                        int32_t* out);
+BinCodes bin_codes_avx512(const float* data, int64_t n, const BinRule& rule, bool skip_zeros,
+                          int32_t* out);
+
+/// |x| as bits, and the mark of a code that carries them.
+constexpr uint32_t kAbsMask = 0x7fffffffu;
+constexpr uint32_t kMark = 0x80000000u;
+
+/// |x| as its bit pattern, which compares like an unsigned integer (Inf and NaN above every finite
+/// value): max |x| and "all finite" are one integer max reduction, which vectorises.
+inline uint32_t abs_bits(float v) {
+  uint32_t u;
+  std::memcpy(&u, &v, sizeof(u));
+  return u & kAbsMask;
+}
 
 }  // namespace detail
 }  // namespace calib

@@ -21,16 +21,7 @@ namespace {
 constexpr int64_t kGrain = 1 << 16;
 // Above this many bins, accumulate_histogram counts without per-thread private copies.
 constexpr int64_t kPrivateBinsLimit = 1 << 16;
-constexpr uint32_t kAbsMask = 0x7fffffffu;
 constexpr uint32_t kMaxFiniteBits = 0x7f7fffffu;  // FLT_MAX
-
-// |x| compares like its bit pattern as an unsigned integer (Inf and NaN above every finite
-// value), so max |x| and "all finite" are one integer max reduction, which vectorises.
-uint32_t bits_of(float v) {
-  uint32_t u;
-  std::memcpy(&u, &v, sizeof(u));
-  return u & kAbsMask;
-}
 
 AbsMax from_bits(uint32_t bits) {
   float v;
@@ -42,7 +33,7 @@ __attribute__((target_clones("avx2", "default"))) uint32_t abs_max_bits(const fl
                                                                         int64_t n) {
   uint32_t m = 0;
   for (int64_t i = 0; i < n; ++i) {
-    const uint32_t b = bits_of(data[i]);
+    const uint32_t b = abs_bits(data[i]);
     m = m < b ? b : m;
   }
   return m;
