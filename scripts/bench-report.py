@@ -9,6 +9,7 @@ import os
 import platform
 import subprocess
 import sys
+from statistics import median
 
 root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 build = sys.argv[1] if len(sys.argv) > 1 else os.path.join(root, "build")
@@ -17,22 +18,31 @@ calib_binary = os.path.join(build, "tests", "benchmarks", "bench_calib")
 model_binary = os.path.join(build, "tests", "benchmarks", "bench_model")
 
 
-def run(env_extra, program=binary):
+# Every benchmark runs REPS times, all of them in random interleaved order, and a figure is the
+# median of its repetitions: interleaving lets drift of this shared VM hit a benchmark and its
+# baseline alike, and the median ignores the odd disturbed repetition either way. (The fastest
+# repetition was tried: it pairs a baseline's luckiest moment with a benchmark's, which swung
+# ratios more than the median does.)
+REPS = ["--benchmark_repetitions=5", "--benchmark_enable_random_interleaving=true"]
+
+
+def run(env_extra, program=binary, args=()):
     env = dict(os.environ, **env_extra)
-    out = subprocess.run([program, "--benchmark_format=json"], env=env, check=True,
+    out = subprocess.run([program, "--benchmark_format=json", *REPS, *args], env=env, check=True,
                          capture_output=True, text=True).stdout
     return json.loads(out)
 
 
 def rows(result):
-    times = {}
+    """Time (ms) by (name, threads): the median of a benchmark's repetitions."""
+    runs = {}
     for b in result["benchmarks"]:
-        name = b["name"].replace("/min_time:0.500", "").replace("/real_time", "")
+        if b.get("run_type", "iteration") != "iteration":
+            continue
+        name = b["run_name"].replace("/min_time:0.500", "").replace("/real_time", "")
         parts = name.split("/")
-        threads = parts[-1]
-        key = "/".join(parts[:-1])
-        times[(key, threads)] = b["real_time"]
-    return times
+        runs.setdefault(("/".join(parts[:-1]), parts[-1]), []).append(b["real_time"])
+    return {key: median(t) for key, t in runs.items()}
 
 
 def table(times):
@@ -47,7 +57,14 @@ def ratio(times, a, b, threads):
     return times[(a, threads)] / times[(b, threads)]
 
 
+# Calibrators; the histogram pass also with its AVX2 version (what a CPU without AVX-512 runs).
 calib = rows(run({}, calib_binary))
+with open("/proc/cpuinfo") as f:
+    flags = next((line for line in f if line.startswith("flags")), "").split()
+isa = "AVX-512" if {"avx512f", "avx512bw", "avx512dq", "avx512vl"} <= set(flags) else (
+    "AVX2" if "avx2" in flags else "scalar")
+calib_avx2 = rows(run({"TORCHQUANT_CPU_ISA": "avx2"}, calib_binary,
+                      ["--benchmark_filter=Copy|HistCollect"]))
 default = rows(run({}))
 thp = rows(run({"THP_MEM_ALLOC_ENABLE": "1"}))
 # A caching allocator (jemalloc from Debian's libjemalloc2, installed by scripts/setup.sh) keeps
@@ -97,10 +114,15 @@ speedups_default, op_goals_default = op_summary(default)
 
 def calib_section():
     lines = ["| benchmark | threads | ms | × copy |", "|---|---|---|---|"]
-    for key in ("BM_Copy", "BM_AtenAbsMax", "BM_MaxCollect", "BM_AtenHistc", "BM_HistCollect"):
+    entries = [(key[3:], calib, key) for key in ("BM_Copy", "BM_AtenAbsMax", "BM_MaxCollect",
+                                                   "BM_AtenHistc", "BM_HistCollect",
+                                                   "BM_HistCollectRelu")]
+    entries += [(f"{key[3:]} (AVX2 version; its own run's copy)", calib_avx2, key)
+                for key in ("BM_Copy", "BM_HistCollect", "BM_HistCollectRelu")]
+    for label, times, key in entries:
         for t in ("1", "2"):
-            ms = calib[(key, t)]
-            lines.append(f"| {key[3:]} | {t} | {ms:.2f} | {ms / calib[('BM_Copy', t)]:.2f} |")
+            ms = times[(key, t)]
+            lines.append(f"| {label} | {t} | {ms:.2f} | {ms / times[('BM_Copy', t)]:.2f} |")
     amax = ["| method | bins | time | goal | upstream (Python) |", "|---|---|---|---|---|"]
     goals = {("Entropy", "2048"): ("≤ 2 ms", "1.12 s"), ("Entropy", "4096"): ("≤ 8 ms", ""),
              ("Mse", "2048"): ("≤ 1 ms", "137 ms (CUDA only)"), ("Mse", "4096"): ("", ""),
@@ -122,22 +144,22 @@ MALLOC_KEEP = "glibc.malloc.trim_threshold=4294967296:glibc.malloc.mmap_threshol
 
 
 def run_model(env_extra, repetitions=7):
-    """Median time (ms) and peak_MB of every bench_model benchmark, by (name, threads); the
-    repetitions of all benchmarks run in random interleaved order, so drift of this shared VM hits
-    a benchmark and its baseline alike."""
+    """Median time (ms) of `repetitions` and peak_MB of every bench_model benchmark, by (name,
+    threads), the repetitions of all benchmarks in random interleaved order (as `run`)."""
     env = dict(os.environ, **env_extra)
     out = subprocess.run([model_binary, "--benchmark_format=json",
                           f"--benchmark_repetitions={repetitions}",
-                          "--benchmark_enable_random_interleaving=true",
-                          "--benchmark_report_aggregates_only=true"],
+                          "--benchmark_enable_random_interleaving=true"],
                          env=env, check=True, capture_output=True, text=True).stdout
-    result = {}
+    times, peaks = {}, {}
     for b in json.loads(out)["benchmarks"]:
-        if b.get("aggregate_name") != "median":
+        if b.get("run_type", "iteration") != "iteration":
             continue
         parts = b["run_name"].split("/")
-        result[(parts[0], parts[1])] = (b["real_time"], b.get("peak_MB"))
-    return result
+        key = (parts[0], parts[1])
+        times.setdefault(key, []).append(b["real_time"])
+        peaks[key] = b.get("peak_MB")
+    return {key: (median(t), peaks[key]) for key, t in times.items()}
 
 
 # (benchmark, its baseline, goal as a ratio, upstream pytorch_quantization ratio from issue 9)
@@ -186,16 +208,18 @@ def verdict(key, goal):
 
 
 calib_goals = f"""- MaxCalibrator collect ≤ 0.6× copy: {verdict("BM_MaxCollect", 0.6)}.
-- HistogramCalibrator collect ≤ 1.5× copy: {verdict("BM_HistCollect", 1.5)}. Where the time
-  goes (`perf record` of `build/tests/benchmarks/bench_calib --benchmark_filter=HistCollect/1`):
-  about half in the vectorised pass that reads the data and computes bin indices, max |x| and the
-  NaN check (it multiplies by 1 / top and redoes at::histc's division only for the ~0.4% of
-  elements within 2^-20 × bins of a bin boundary; that gained about 4% of the whole collect on
-  this session's VM, where reading the data dominates), half in
-  the per-element increments of the counts (one load and one store each, spread over four
-  interleaved sub-histograms so that runs of one bin do not wait on each other). The pass reads
-  64 MB and the copy reads and writes 64 MB each, so the ratio depends on how a machine's read
-  bandwidth compares with its write bandwidth.
+- HistogramCalibrator collect ≤ 1.5× copy: {verdict("BM_HistCollect", 1.5)}; on relu(x)
+  (half zeros): {verdict("BM_HistCollectRelu", 1.5)}. Where the time goes (`perf record` of
+  `build/tests/benchmarks/bench_calib --benchmark_filter=HistCollect/1`): the per-element count
+  increments (one load and one store each, about a cycle, spread over four interleaved
+  sub-histograms so that runs of one bin do not wait on each other) and the vector pass that
+  reads the data and writes the bin codes (with AVX-512: 16 elements in about 10 cycles, the
+  fraction from one `vreduceps`, at::histc's division redone only for the ~0.4% of elements
+  within 2^-20 × bins of a bin boundary). Exact zeros are counted with a popcount and never
+  written out, so relu(x) costs fewer increments. The next block is prefetched while a block is
+  counted: without that every 2 KiB block began with a wait for memory (a third of the pass on
+  this VM). The AVX2 version (rows `(AVX2 version)`, run with `TORCHQUANT_CPU_ISA=avx2`) does the
+  same 8 elements at a time.
 - compute_amax: every goal met (table above); upstream's Python takes 1.12 s (entropy) and
   137 ms (mse, CUDA only) on this kind of histogram."""
 
@@ -205,12 +229,15 @@ Generated by `scripts/bench-report.py` (run `./scripts/run-tests.sh` first, then
 `.venv/bin/python scripts/bench-report.py`). Every figure is measured in the same binary and run
 as its baseline, and reported as a ratio to it: a streaming copy of the same tensor
 (`out.copy_(x)` into a preallocated output) for ops and calibrators, the float model for the
-model benchmark. Timings are wall-clock means (Google Benchmark,
-`UseRealTime`, min time 0.5 s); this is a shared 2-core VM, so expect ±15% run to run and at
-times 30% (compare the float baselines of the two model runs below, taken minutes apart).
+model benchmark. Timings are wall-clock (Google Benchmark, `UseRealTime`, each run at least 0.5 s,
+1 s for the model): every benchmark runs 5 times (the model 7), all repetitions of a binary in
+random interleaved order, and a figure is the median of its repetitions, the baseline's too.
+This is a shared 2-core VM: single runs varied by 15-30% from one run to the next, and by more
+at times; interleaving spreads that drift over a benchmark and its baseline alike.
 
 Machine: {cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}.
-LibTorch {torch_version} (PyPI wheel), GCC Release build (-O3, AVX2 clone picked at run time).
+LibTorch {torch_version} (PyPI wheel), GCC Release build (-O3; ops with an AVX2 clone picked at
+load time; the histogram pass with its {isa} version, dispatched by hand).
 
 ## Ops: fp32, 64×256×32×32 (16M elements, 64 MB)
 
@@ -268,7 +295,11 @@ preallocated output to `fake_tensor_quant_out`.
   vectorised integer max over the float bits (max |x| and the NaN/Inf check together).
 - `AtenHistc`: `at::histc(x.abs(), 2048, 0, max)` alone (upstream's collect also needs abs, max,
   and float32 counts); `HistCollect`: `HistogramCalibrator::collect` in steady state (range known,
-  one fused pass: bin index, max |x| and NaN check, int64 counts).
+  one fused pass: bin index, max |x| and NaN check, int64 counts); `HistCollectRelu`: the same on
+  `relu(x)` (half exact zeros, like an activation after a ReLU).
+- The histogram pass dispatches by hand to its AVX-512, AVX2 or scalar
+  version (the best the CPU runs, capped by `TORCHQUANT_CPU_ISA`); the AVX2 rows come from a
+  second run of the same binary with `TORCHQUANT_CPU_ISA=avx2` and are ratios to that run's copy.
 
 {calib_table}
 

@@ -32,21 +32,15 @@ constexpr std::array<uint64_t, 256> make_left_pack() {
 constexpr std::array<uint64_t, 256> kLeftPack = make_left_pack();
 
 struct Avx2Step {
-  __m256 top, bins, inv_top, low;
-  __m256i abs_mask, mark, max_bits;
+  const BinRule rule;  // a copy: stores to `out` cannot alias it, so its broadcasts are hoisted
   bool skip_zeros;
-  TORCHQUANT_AVX2 Avx2Step(const BinRule& rule, bool skip)
-      : top(_mm256_set1_ps(rule.top)),
-        bins(_mm256_set1_ps(rule.bins_f)),
-        inv_top(_mm256_set1_ps(rule.inv_top)),
-        low(_mm256_set1_ps(rule.margin)),
-        abs_mask(_mm256_set1_epi32(static_cast<int32_t>(kAbsMask))),
-        mark(_mm256_set1_epi32(static_cast<int32_t>(kMark))),
-        max_bits(_mm256_setzero_si256()),
-        skip_zeros(skip) {}
+  __m256i max_bits;
   // As Avx512Step: lanes of `v` selected by `lanes` (all ones or zeros per lane; the others
   // loaded as zeros); the fraction as |q - round(q)|; out-of-range conversions give 0x80000000.
   TORCHQUANT_AVX2 int64_t operator()(__m256 v, __m256i lanes, int32_t* out, int64_t* zeros) {
+    const __m256 top = _mm256_set1_ps(rule.top), bins = _mm256_set1_ps(rule.bins_f);
+    const __m256 inv_top = _mm256_set1_ps(rule.inv_top), low = _mm256_set1_ps(rule.margin);
+    const __m256i abs_mask = _mm256_set1_epi32(static_cast<int32_t>(kAbsMask));
     const __m256i b = _mm256_and_si256(_mm256_castps_si256(v), abs_mask);
     max_bits = _mm256_max_epu32(max_bits, b);
     const __m256 a = _mm256_castsi256_ps(b);
@@ -67,7 +61,8 @@ struct Avx2Step {
         static_cast<uint32_t>(_mm256_movemask_ps(_mm256_castsi256_ps(in_first))));
     const auto write = static_cast<uint32_t>(
         _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_andnot_si256(in_first, counted))));
-    const __m256i code = _mm256_blendv_epi8(pos, _mm256_or_si256(b, mark), unsure);
+    const __m256i code = _mm256_blendv_epi8(
+        pos, _mm256_or_si256(b, _mm256_set1_epi32(static_cast<int32_t>(kMark))), unsure);
     const __m256i order =
         _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<int64_t>(kLeftPack[write])));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm256_permutevar8x32_epi32(code, order));
@@ -79,7 +74,7 @@ struct Avx2Step {
 
 TORCHQUANT_AVX2 BinCodes bin_codes_avx2(const float* data, int64_t n, const BinRule& rule,
                                         bool skip_zeros, int32_t* out) {
-  Avx2Step step(rule, skip_zeros);
+  Avx2Step step{rule, skip_zeros, _mm256_setzero_si256()};
   const __m256i all = _mm256_set1_epi32(-1);
   BinCodes r;
   int64_t i = 0;

@@ -21,25 +21,20 @@ namespace {
 // out of `out` (compressed in a register, stored whole: the slack takes the rest).
 #define TORCHQUANT_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
 struct Avx512Step {
-  __m512 top, bins, inv_top, low;
-  __m512i abs_mask, mark, max_bits;
+  const BinRule rule;  // a copy: stores to `out` cannot alias it, so its broadcasts are hoisted
   bool skip_zeros;
-  TORCHQUANT_AVX512 Avx512Step(const BinRule& rule, bool skip)
-      : top(_mm512_set1_ps(rule.top)),
-        bins(_mm512_set1_ps(rule.bins_f)),
-        inv_top(_mm512_set1_ps(rule.inv_top)),
-        low(_mm512_set1_ps(rule.margin)),
-        abs_mask(_mm512_set1_epi32(static_cast<int32_t>(kAbsMask))),
-        mark(_mm512_set1_epi32(static_cast<int32_t>(kMark))),
-        max_bits(_mm512_setzero_si512()),
-        skip_zeros(skip) {}
+  __m512i max_bits;
   // Elements of `lanes` of `v` (the others loaded as zeros): codes into out[0, ...); returns how
   // many; adds the zeros to *zeros. Cheaper than the portable rule where it can be: the fraction
   // comes from one vreduceps (|q - round(q)| < margin marks an element, also next to 0, except
   // exact zeros), no clamp of |x| to top (the uncounted ones' codes are dropped, and an
   // out-of-range conversion is defined here: 0x80000000).
   TORCHQUANT_AVX512 int64_t operator()(__m512 v, __mmask16 lanes, int32_t* out, int64_t* zeros) {
-    const __m512i b = _mm512_and_si512(_mm512_castps_si512(v), abs_mask);
+    // Loop invariants once this is inlined into the loop.
+    const __m512 top = _mm512_set1_ps(rule.top), bins = _mm512_set1_ps(rule.bins_f);
+    const __m512 inv_top = _mm512_set1_ps(rule.inv_top), low = _mm512_set1_ps(rule.margin);
+    const __m512i b =
+        _mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32(static_cast<int32_t>(kAbsMask)));
     max_bits = _mm512_max_epu32(max_bits, b);
     const __m512 a = _mm512_castsi512_ps(b);
     const __mmask16 zero = _mm512_testn_epi32_mask(b, b);
@@ -53,7 +48,8 @@ struct Avx512Step {
     const __mmask16 in_first = counted & zero;
     *zeros += __builtin_popcount(in_first);
     const __mmask16 write = counted & static_cast<__mmask16>(~in_first);
-    const __m512i code = _mm512_mask_or_epi32(pos, unsure, b, mark);
+    const __m512i code =
+        _mm512_mask_or_epi32(pos, unsure, b, _mm512_set1_epi32(static_cast<int32_t>(kMark)));
     _mm512_storeu_si512(out, _mm512_maskz_compress_epi32(write, code));
     return __builtin_popcount(write);
   }
@@ -63,7 +59,7 @@ struct Avx512Step {
 
 TORCHQUANT_AVX512 BinCodes bin_codes_avx512(const float* data, int64_t n, const BinRule& rule,
                                             bool skip_zeros, int32_t* out) {
-  Avx512Step step(rule, skip_zeros);
+  Avx512Step step{rule, skip_zeros, _mm512_setzero_si512()};
   BinCodes r;
   int64_t i = 0;
   for (; i + 16 <= n; i += 16) {
