@@ -7,6 +7,9 @@
 //     with skip_zeros), and growing the range keeps the old counts in the first bins.
 //   - entropy, mse or percentile gives finite values in [0, top edge] for any valid options (mse
 //     gives inf, as upstream, once the range passes FLT_MAX / 2).
+//   - differential: the counting pass's version picked by the input's size (scalar, AVX2 or
+//     AVX-512, where the CPU runs it) accepts the same batches and builds the same histograms as
+//     the scalar version on the same batches.
 
 #include <ATen/Functions.h>
 #include <torchquant/calib/histogram_calibrator.h>
@@ -18,10 +21,41 @@
 #include <vector>
 
 #include "fuzz_common.h"
+#include "util/cpu_isa.h"
 
 namespace {
 
 using torchquant::calib::HistogramState;
+using torchquant::detail::CpuIsa;
+using torchquant::detail::ScopedCpuIsaCap;
+
+size_t bins_of(const std::vector<HistogramState>& hists) {
+  size_t bins = 0;
+  for (const auto& h : hists) bins += h.counts.size();
+  return bins;
+}
+
+bool same(const std::vector<HistogramState>& a, const std::vector<HistogramState>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t c = 0; c < a.size(); ++c) {
+    if (a[c].counts != b[c].counts || a[c].edges != b[c].edges ||
+        a[c].pending_zeros != b[c].pending_zeros) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// Collects `x` into `calib` with the counting pass capped at `isa`; whether it was accepted.
+bool collect_with(torchquant::calib::HistogramCalibrator& calib, const at::Tensor& x, CpuIsa isa) {
+  ScopedCpuIsaCap cap(isa);
+  try {
+    calib.collect(x);
+    return true;
+  } catch (const c10::Error&) {
+    return false;
+  }
+}
 
 int64_t total(const std::vector<HistogramState>& hists) {
   int64_t sum = 0;
@@ -38,9 +72,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const bool skip_zeros = in.flag();
   const int64_t num_bins = in.range(1, 64) * 8;
   const bool per_channel = in.flag();
-  torchquant::calib::HistogramCalibrator calib(
-      8, per_channel ? c10::optional<std::vector<int64_t>>({0}) : c10::nullopt, false, num_bins,
-      skip_zeros);
+  const c10::optional<std::vector<int64_t>> axis =
+      per_channel ? c10::optional<std::vector<int64_t>>({0}) : c10::nullopt;
+  torchquant::calib::HistogramCalibrator calib(8, axis, false, num_bins, skip_zeros);
+  torchquant::calib::HistogramCalibrator scalar(8, axis, false, num_bins, skip_zeros);
+  const auto isa = static_cast<CpuIsa>(size % 3);  // from the size: the decoding stays as it was
+  bool differential = isa != CpuIsa::kScalar;  // (scalar against itself proves nothing)
   const int64_t batches = in.range(1, 3);
   int64_t expected = 0;
   int64_t channels_seen = 0;  // channels of the collected histograms (0: none yet)
@@ -63,6 +100,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         before.empty() || before[0].edges.empty() ? 0.f : before[0].edges.back();
     bool accepted = false;
     try {
+      ScopedCpuIsaCap cap(isa);
       calib.collect(x);
       accepted = true;
     } catch (const c10::Error& e) {
@@ -94,6 +132,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       }
     }
     TORCHQUANT_FUZZ_ASSERT(total(after) == expected);
+    // Once a histogram has grown past 2^16 bins the comparison stops (it would cost more than the
+    // rest of the run; those go through one counting path for every version but the bin codes).
+    differential = differential && bins_of(before) <= (1 << 16);
+    if (differential) {
+      TORCHQUANT_FUZZ_ASSERT(collect_with(scalar, x, CpuIsa::kScalar) == accepted);
+      TORCHQUANT_FUZZ_ASSERT(same(scalar.histograms(), after));
+    }
     for (const auto& h : after) {
       TORCHQUANT_FUZZ_ASSERT(h.counts.empty() || h.edges.size() >= h.counts.size() + 1);
     }
@@ -101,13 +146,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   // The amax search on whatever was collected (small histograms only: entropy is quadratic).
   const auto& hists = calib.histograms();
-  size_t bins = 0;
   float top = 0.f;
   for (const auto& h : hists) {
-    bins += h.counts.size();
     if (!h.edges.empty()) top = std::max(top, h.edges.back());
   }
-  if (bins > 2048) return 0;
+  if (bins_of(hists) > 2048) return 0;
   const char* methods[] = {"entropy", "mse", "percentile"};
   torchquant::calib::ComputeAmaxOptions options(methods[in.range(0, 2)]);
   options.stride(in.range(1, 4)).start_bin(in.range(0, 200)).percentile(in.range(0, 100));
