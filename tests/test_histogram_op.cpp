@@ -7,9 +7,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <limits>
 #include <string>
 #include <vector>
 
+#include "calib/bin_codes.h"
 #include "ops/quant_ops.h"
 #include "test_helpers.h"
 #include "torchquant/calib/histogram_calibrator.h"
@@ -35,8 +37,9 @@ TEST(CpuIsa, CapLowersTheDispatchAndRestoresIt) {
     EXPECT_EQ(detail::cpu_isa(), detail::CpuIsa::kScalar);
     {
       detail::ScopedCpuIsaCap wide(detail::CpuIsa::kAvx512);
-      // A cap never raises past what the CPU runs.
-      EXPECT_EQ(detail::cpu_isa(), detail::supported_cpu_isa());
+      // An inner cap replaces the outer one, but never raises past what the CPU runs or what
+      // TORCHQUANT_CPU_ISA allows.
+      EXPECT_EQ(detail::cpu_isa(), before);
     }
     EXPECT_EQ(detail::cpu_isa(), detail::CpuIsa::kScalar);
   }
@@ -63,6 +66,41 @@ TEST(CpuIsa, FollowsTheEnvironment) {
   }
 }
 
+// Each instruction set gets its own version (a wrong dispatch would leave the vector versions
+// untested), and the contract of what a version writes: the vector ones count exact zeros
+// (either sign) themselves and drop what is not counted; the scalar one writes every element.
+TEST(AbsHistogramOp, EachInstructionSetHasItsVersion) {
+  using calib::detail::BinCodes;
+  EXPECT_EQ(calib::detail::bin_codes_for(detail::CpuIsa::kScalar),
+            &calib::detail::bin_codes_scalar);
+#if defined(__x86_64__)
+  EXPECT_EQ(calib::detail::bin_codes_for(detail::CpuIsa::kAvx2), &calib::detail::bin_codes_avx2);
+  EXPECT_EQ(calib::detail::bin_codes_for(detail::CpuIsa::kAvx512),
+            &calib::detail::bin_codes_avx512);
+#endif
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const std::vector<float> x = {0.f, -0.f, 1.f, -2.f, 9.f, nan, 0.f, 3.f};
+  const calib::detail::BinRule rule(4.f, 8);
+  std::vector<int32_t> out(x.size() + calib::detail::kCodeSlack);
+  const BinCodes scalar = calib::detail::bin_codes_scalar(x.data(), 8, rule, false, out.data());
+  EXPECT_EQ(scalar.size, 8);
+  EXPECT_EQ(scalar.first_bin, 0);
+  EXPECT_EQ(out[4], 8);  // 9 > top: the "not counted" slot
+  EXPECT_EQ(out[5], 8);  // NaN
+  for (detail::CpuIsa isa : runnable_isas()) {
+    if (isa == detail::CpuIsa::kScalar) continue;
+    const BinCodes found = calib::detail::bin_codes_for(isa)(x.data(), 8, rule, false, out.data());
+    EXPECT_EQ(found.first_bin, 3) << static_cast<int>(isa);  // 0, -0, 0
+    ASSERT_EQ(found.size, 3) << static_cast<int>(isa);       // 1, -2, 3 in order
+    EXPECT_EQ(rule.resolve(out[0]), 2);
+    EXPECT_EQ(rule.resolve(out[1]), 4);
+    EXPECT_EQ(rule.resolve(out[2]), 6);
+    const BinCodes skipped = calib::detail::bin_codes_for(isa)(x.data(), 8, rule, true, out.data());
+    EXPECT_EQ(skipped.first_bin, 0);
+    EXPECT_EQ(skipped.size, 3);
+  }
+}
+
 TEST(AbsHistogramOp, CpuCountsAsHistcWithInt64) {
   torch::manual_seed(11);
   at::Tensor x = torch::randn({100003}) * 3;
@@ -86,16 +124,20 @@ TEST(AbsHistogramOp, CpuCountsAsHistcWithInt64) {
 
 // Activations after a ReLU: half exact zeros, which the AVX-512 version counts with a popcount
 // instead of writing them out; every length up to three vectors (the masked tail) and both
-// skip_zeros settings, also for NaN-free values above the range (dropped) and bin 0's upper edge.
+// skip_zeros settings, with ±0, NaN, ±Inf, values above the range, a subnormal and bin 0's upper
+// edge mixed in.
 TEST(AbsHistogramOp, ZerosTailsAndDroppedValuesCountAlikeInEveryVersion) {
   torch::manual_seed(14);
   const at::Tensor pool = torch::relu(torch::randn({64})) * 2;
+  const float inf = std::numeric_limits<float>::infinity();
   const at::Tensor with_edges = torch::cat(
-      {pool, torch::tensor({0.f, 9.f, -7.f, 4.f / 2048, std::nextafter(4.f / 2048, 0.f), 4.f})});
+      {pool, torch::tensor({0.f, -0.f, 9.f, -7.f, 4.f / 2048, std::nextafter(4.f / 2048, 0.f), 4.f,
+                            std::numeric_limits<float>::quiet_NaN(), inf, -inf, 1e-40f})});
   for (int64_t n = 0; n <= 48; ++n) {
     const at::Tensor x = with_edges.index({torch::randperm(with_edges.numel()).slice(0, 0, n)});
     for (bool skip : {false, true}) {
-      at::Tensor expected = at::histc(x.abs(), 2048, 0, 4).to(torch::kLong);
+      // NaN is never counted: histc gets a value above the range in its place.
+      at::Tensor expected = at::histc(x.abs().nan_to_num(5.f), 2048, 0, 4).to(torch::kLong);
       if (skip) expected[0] -= (x == 0).sum();
       for (detail::CpuIsa isa : runnable_isas()) {
         detail::ScopedCpuIsaCap cap(isa);
@@ -112,7 +154,7 @@ TEST(AbsHistogramOp, ZerosTailsAndDroppedValuesCountAlikeInEveryVersion) {
 // for many tops (a subnormal one takes the all-recheck path) and bin counts (above 2^16 bins the
 // serial path; above 2^18 every element is rechecked), with every instruction set's version.
 TEST(AbsHistogramOp, ValuesAtBinBoundariesLandWhereHistcPutsThem) {
-  for (double top : {5.3791237, 1.0, 0.1, 1e-30, 1e30, 1e-40}) {
+  for (double top : {5.3791237, 1.0, 0.1, 1e-30, 1e30, 1e-40, 3e38}) {
     for (int64_t bins : {1, 7, 2048, 4096, 65536, 70001, 300000}) {
       std::vector<float> values;
       const int64_t step = std::max<int64_t>(1, bins / 3000);
@@ -128,7 +170,17 @@ TEST(AbsHistogramOp, ValuesAtBinBoundariesLandWhereHistcPutsThem) {
       }
       const at::Tensor x = torch::tensor(values);
       const auto t = static_cast<float>(top);
-      const at::Tensor expected = at::histc(x.abs(), bins, 0, t).to(torch::kLong);
+      // Where |x| * bins overflows float32 (top 3e38: also the every-element-rechecked path of a
+      // subnormal 1 / top), the rule puts the overflowing values in the last bin
+      // (docs/bad_inputs.md); there every version must agree with the scalar one instead.
+      const bool overflows = top * static_cast<double>(bins) > std::numeric_limits<float>::max();
+      at::Tensor expected;
+      if (overflows) {
+        detail::ScopedCpuIsaCap scalar(detail::CpuIsa::kScalar);
+        expected = ops::abs_histogram(x, t, bins, false);
+      } else {
+        expected = at::histc(x.abs(), bins, 0, t).to(torch::kLong);
+      }
       for (detail::CpuIsa isa : runnable_isas()) {
         detail::ScopedCpuIsaCap cap(isa);
         EXPECT_TRUE(torch::equal(ops::abs_histogram(x, t, bins, false), expected))
@@ -141,6 +193,11 @@ TEST(AbsHistogramOp, ValuesAtBinBoundariesLandWhereHistcPutsThem) {
 TEST(AbsHistogramOp, ErrorsNameTheOp) {
   testing::expect_error([] { ops::abs_histogram(torch::ones({3}), 0.0, 8, false); },
                         {"torchquant::_abs_histogram", "top must be positive"});
+  // Counting is in float32: a top that rounds to 0 or inf there is refused too.
+  testing::expect_error([] { ops::abs_histogram(torch::ones({3}), 1e-46, 8, false); },
+                        {"_abs_histogram", "positive and finite in float32", "1e-46"});
+  testing::expect_error([] { ops::abs_histogram(torch::ones({3}), 1e39, 8, false); },
+                        {"_abs_histogram", "positive and finite in float32"});
   testing::expect_error([] { ops::abs_histogram(torch::ones({3}), 1.0, 0, false); },
                         {"_abs_histogram", "num_bins"});
   testing::expect_error([] { ops::abs_histogram(torch::ones({3}, torch::kInt), 1.0, 8, false); },

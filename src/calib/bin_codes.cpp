@@ -21,7 +21,8 @@ BinCodes bin_codes_scalar(const float* data, int64_t n, const BinRule& rule, boo
     const uint32_t b = abs_bits(data[i]);
     m = m < b ? b : m;
     const float a = std::fabs(data[i]);
-    const bool counted = (a <= top) & !(skip_zeros & (a == 0.f));
+    // Zeros by their bits, as the vector versions, whatever the thread's denormals-are-zero mode.
+    const bool counted = (a <= top) & !(skip_zeros & (b == 0));
     float q = (std::min(a, top) * bins_f) * inv_top;
     q = q < bins_f ? q : bins_f;
     const auto pos = static_cast<int32_t>(q);

@@ -1,11 +1,11 @@
 #include "util/cpu_isa.h"
 
+#include <c10/util/Exception.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <string>
-
-#include <c10/util/Exception.h>
 
 namespace torchquant {
 namespace detail {
@@ -19,13 +19,18 @@ CpuIsa cap_from_environment() {
   const std::string v(value);
   if (v == "scalar") return CpuIsa::kScalar;
   if (v == "avx2") return CpuIsa::kAvx2;
-  TORCH_CHECK_VALUE(v == "avx512", "TORCHQUANT_CPU_ISA: expected scalar, avx2 or avx512, got \"",
-                    v, "\"");
+  TORCH_CHECK_VALUE(v == "avx512", "TORCHQUANT_CPU_ISA: expected scalar, avx2 or avx512, got \"", v,
+                    "\"");
   return CpuIsa::kAvx512;
 }
 
-std::atomic<CpuIsa>& cap() {
-  static std::atomic<CpuIsa> value{cap_from_environment()};
+CpuIsa environment_cap() {
+  static const CpuIsa value = cap_from_environment();
+  return value;
+}
+
+std::atomic<CpuIsa>& scoped_cap() {
+  static std::atomic<CpuIsa> value{CpuIsa::kAvx512};
   return value;
 }
 
@@ -48,11 +53,14 @@ CpuIsa supported_cpu_isa() {
   return isa;
 }
 
-CpuIsa cpu_isa() { return std::min(supported_cpu_isa(), cap().load(std::memory_order_relaxed)); }
+CpuIsa cpu_isa() {
+  return std::min(
+      {supported_cpu_isa(), environment_cap(), scoped_cap().load(std::memory_order_relaxed)});
+}
 
-ScopedCpuIsaCap::ScopedCpuIsaCap(CpuIsa cap_isa) : previous_(cap().exchange(cap_isa)) {}
+ScopedCpuIsaCap::ScopedCpuIsaCap(CpuIsa cap_isa) : previous_(scoped_cap().exchange(cap_isa)) {}
 
-ScopedCpuIsaCap::~ScopedCpuIsaCap() { cap().store(previous_); }
+ScopedCpuIsaCap::~ScopedCpuIsaCap() { scoped_cap().store(previous_); }
 
 }  // namespace detail
 }  // namespace torchquant

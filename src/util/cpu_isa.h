@@ -12,11 +12,13 @@ enum class CpuIsa { kScalar = 0, kAvx2 = 1, kAvx512 = 2 };
 CpuIsa supported_cpu_isa();
 
 /// supported_cpu_isa(), lowered to the environment's TORCHQUANT_CPU_ISA (scalar, avx2 or avx512,
-/// read once) and to the cap of a live ScopedCpuIsaCap.
+/// read at the first call; another value is an error from every call) and to the cap of the
+/// innermost live ScopedCpuIsaCap.
 CpuIsa cpu_isa();
 
-/// While alive, kernels dispatch to at most `cap` (tests: every version on one machine). Not
-/// thread-safe against kernels running at the same time; restores the previous cap.
+/// While alive, kernels dispatch to at most `cap` (tests: every version on one machine); it
+/// replaces an outer scope's cap, never the environment's. Not meant to change while kernels run
+/// on other threads; restores the previous cap.
 ///
 ///   { detail::ScopedCpuIsaCap scalar(detail::CpuIsa::kScalar); /* runs the scalar versions */ }
 class ScopedCpuIsaCap {
