@@ -77,7 +77,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   torchquant::calib::HistogramCalibrator calib(8, axis, false, num_bins, skip_zeros);
   torchquant::calib::HistogramCalibrator scalar(8, axis, false, num_bins, skip_zeros);
   const auto isa = static_cast<CpuIsa>(size % 3);  // from the size: the decoding stays as it was
-  bool differential = isa != CpuIsa::kScalar;  // (scalar against itself proves nothing)
+  bool differential = isa != CpuIsa::kScalar;      // (scalar against itself proves nothing)
   const int64_t batches = in.range(1, 3);
   int64_t expected = 0;
   int64_t channels_seen = 0;  // channels of the collected histograms (0: none yet)
