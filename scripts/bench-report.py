@@ -211,11 +211,10 @@ calib_goals = f"""- MaxCalibrator collect ≤ 0.6× copy: {verdict("BM_MaxCollec
 - HistogramCalibrator collect ≤ 1.5× copy: {verdict("BM_HistCollect", 1.5)}; on relu(x)
   (half zeros): {verdict("BM_HistCollectRelu", 1.5)}. Where the time goes (`perf record` of
   `build/tests/benchmarks/bench_calib --benchmark_filter=HistCollect/1`): the per-element count
-  increments (one load and one store each, about a cycle, spread over four interleaved
-  sub-histograms so that runs of one bin do not wait on each other) and the vector pass that
-  reads the data and writes the bin codes (with AVX-512: 16 elements in about 10 cycles, the
-  fraction from one `vreduceps`, at::histc's division redone only for the ~0.4% of elements
-  within 2^-20 × bins of a bin boundary). Exact zeros are counted with a popcount and never
+  increments (one load and one store each, spread over four interleaved sub-histograms so that
+  runs of one bin do not wait on each other), then the vector pass that reads the data and writes
+  the bin codes (with AVX-512: 16 elements a step, the fraction from one `vreduceps`, at::histc's
+  division redone only for the ~0.4% of elements within 2^-20 × bins of a bin boundary). Exact zeros are counted with a popcount and never
   written out, so relu(x) costs fewer increments. The next block is prefetched while a block is
   counted: without that every 2 KiB block began with a wait for memory (a third of the pass on
   this VM). The AVX2 version (rows `(AVX2 version)`, run with `TORCHQUANT_CPU_ISA=avx2`) does the
