@@ -8,6 +8,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "util/vector_log.h"
+
 // How the searches stay exact and fast.
 //
 // entropy: the KL divergence of candidate i needs, per quantized bin, only the total count Q, the
@@ -321,8 +323,11 @@ class EntropySearch {
   std::vector<int64_t> nonzero_prefix_;  // number of non-zero bins in bins[:j]
   std::vector<double> blogb_prefix_;     // sum of b*log(b) over bins[:j]
   std::vector<double> log_int_;          // log(c) for every merged bin size c
-  std::vector<int64_t> next_nonzero_;    // first non-zero bin at or after j (num_bins if none)
-  std::vector<int64_t> change_prefix_;   // non-zero bins in bins[:j] unlike the previous one
+  // grouped_excess's scratch (one search runs on one thread): Q and the rest of each term, per
+  // merged bin with c >= 2, then log(Q).
+  mutable std::vector<double> q_, rest_, log_q_;
+  std::vector<int64_t> next_nonzero_;   // first non-zero bin at or after j (num_bins if none)
+  std::vector<int64_t> change_prefix_;  // non-zero bins in bins[:j] unlike the previous one
 };
 
 EntropySearch::EntropySearch(const HistogramView& h, int64_t num_bits, bool is_unsigned)
@@ -370,19 +375,29 @@ bool EntropySearch::uniform_groups(int64_t i) const {
   return true;
 }
 
-// Sum over merged bins of [sum b*log(b) - Q*log(Q/c)] (merged bins with c <= 1 give 0).
+// Sum over merged bins of [sum b*log(b) - Q*log(Q/c)] (merged bins with c <= 1 give 0). The logs
+// of Q, half of the whole search's time, are taken together by detail::log_n (a vector log within
+// a few ulp: far inside kEntropyTieWindow, which re-scores near ties exactly).
 double EntropySearch::grouped_excess(int64_t i) const {
-  double excess = 0.0;
+  q_.resize(static_cast<size_t>(nbins_));
+  rest_.resize(static_cast<size_t>(nbins_));
+  log_q_.resize(static_cast<size_t>(nbins_));
+  int64_t m = 0;
   int64_t lo = 0;
   for (int64_t k = 0; k < nbins_; ++k) {
     const int64_t hi = group_start(k + 1, i);
     const int64_t c = nonzero_prefix_[hi] - nonzero_prefix_[lo];
     if (c >= 2) {
       const double q = static_cast<double>(count_prefix_[hi] - count_prefix_[lo]);
-      excess += (blogb_prefix_[hi] - blogb_prefix_[lo]) - q * (std::log(q) - log_int_[c]);
+      q_[m] = q;
+      rest_[m] = (blogb_prefix_[hi] - blogb_prefix_[lo]) + q * log_int_[c];
+      ++m;
     }
     lo = hi;
   }
+  torchquant::detail::log_n(q_.data(), log_q_.data(), m);
+  double excess = 0.0;
+  for (int64_t j = 0; j < m; ++j) excess += rest_[j] - q_[j] * log_q_[j];
   return excess;
 }
 
