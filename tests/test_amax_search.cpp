@@ -17,6 +17,7 @@
 
 #include "calib/amax_search.h"
 #include "reference.h"
+#include "test_helpers.h"
 #include "util/cpu_isa.h"
 #include "util/vector_log.h"
 
@@ -437,8 +438,7 @@ TEST(AmaxSearch, BatchedLogIsWithinFourUlpOfStdLogInEveryVersion) {
   for (double& v : x) v = static_cast<double>(1 + gen() % (uint64_t{1} << (gen() % 41)));
   x[3] = 1.0;
   x[9] = 2.0;
-  for (auto isa : {detail::CpuIsa::kScalar, detail::CpuIsa::kAvx2, detail::CpuIsa::kAvx512}) {
-    if (isa > detail::supported_cpu_isa()) continue;
+  for (detail::CpuIsa isa : testing::runnable_isas()) {
     detail::ScopedCpuIsaCap cap(isa);
     for (int64_t n = 0; n <= 24; ++n) {
       std::vector<double> out(x.size(), -1.0);

@@ -7,6 +7,9 @@
 
 #include <functional>
 #include <string>
+#include <vector>
+
+#include "util/cpu_isa.h"
 
 namespace torchquant {
 namespace testing {
@@ -23,6 +26,16 @@ inline void expect_error(const std::function<void()>& fn,
       EXPECT_NE(msg.find(p), std::string::npos) << "message: " << msg << "\nmissing: " << p;
     }
   }
+}
+
+/// The instruction sets this CPU runs, narrowest first: each as a detail::ScopedCpuIsaCap, so that
+/// every version of a hand-dispatched kernel is checked on one machine.
+inline std::vector<detail::CpuIsa> runnable_isas() {
+  std::vector<detail::CpuIsa> isas;
+  for (auto isa : {detail::CpuIsa::kScalar, detail::CpuIsa::kAvx2, detail::CpuIsa::kAvx512}) {
+    if (isa <= detail::supported_cpu_isa()) isas.push_back(isa);
+  }
+  return isas;
 }
 
 /// Runs `fn` with the intra-op thread pool set to `threads`, restoring it afterwards.

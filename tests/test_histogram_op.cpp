@@ -20,15 +20,7 @@
 namespace torchquant {
 namespace {
 
-// The instruction sets this CPU runs, each as a cap on the hand-dispatched kernels, so that every
-// version of the counting pass is checked on one machine (the AVX-512 one only where it runs).
-std::vector<detail::CpuIsa> runnable_isas() {
-  std::vector<detail::CpuIsa> isas;
-  for (auto isa : {detail::CpuIsa::kScalar, detail::CpuIsa::kAvx2, detail::CpuIsa::kAvx512}) {
-    if (isa <= detail::supported_cpu_isa()) isas.push_back(isa);
-  }
-  return isas;
-}
+using testing::runnable_isas;
 
 TEST(CpuIsa, CapLowersTheDispatchAndRestoresIt) {
   const detail::CpuIsa before = detail::cpu_isa();  // the environment's cap applied

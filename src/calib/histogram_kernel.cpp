@@ -1,12 +1,9 @@
 #include "calib/histogram_kernel.h"
 
 #include <ATen/Parallel.h>
-#include <c10/macros/Macros.h>
 
 #include <algorithm>
-#include <cmath>
 #include <cstring>
-#include <limits>
 #include <mutex>
 #include <vector>
 

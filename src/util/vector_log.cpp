@@ -16,9 +16,8 @@ namespace torchquant {
 namespace detail {
 namespace {
 
-int64_t log_scalar(const double* x, double* out, int64_t begin, int64_t n) {
+void log_scalar(const double* x, double* out, int64_t begin, int64_t n) {
   for (int64_t j = begin; j < n; ++j) out[j] = std::log(x[j]);
-  return n;
 }
 
 #if defined(TORCHQUANT_HAVE_LIBMVEC)
