@@ -59,8 +59,10 @@ TEST(CpuIsa, FollowsTheEnvironment) {
 }
 
 // Each instruction set gets its own version (a wrong dispatch would leave the vector versions
-// untested), and the contract of what a version writes: the vector ones count exact zeros
-// (either sign) themselves and drop what is not counted; the scalar one writes every element.
+// untested), and the contract of what a version writes: an element on a bin boundary goes to
+// `recheck` as its |x| bits, every code written is a bin or the "not counted" slot; the vector
+// versions count exact zeros (either sign) themselves and drop what is not counted; the scalar
+// one writes a code for every element.
 TEST(AbsHistogramOp, EachInstructionSetHasItsVersion) {
   using calib::detail::BinCodes;
   EXPECT_EQ(calib::detail::bin_codes_for(detail::CpuIsa::kScalar),
@@ -71,25 +73,41 @@ TEST(AbsHistogramOp, EachInstructionSetHasItsVersion) {
             &calib::detail::bin_codes_avx512);
 #endif
   const float nan = std::numeric_limits<float>::quiet_NaN();
-  const std::vector<float> x = {0.f, -0.f, 1.f, -2.f, 9.f, nan, 0.f, 3.f};
+  // With top 4 and 8 bins, 1 and 3 lie on bin boundaries (bins 2 and 6); -2.25 is in bin 4.
+  const std::vector<float> x = {0.f, -0.f, 1.f, -2.25f, 9.f, nan, 0.f, 3.f};
   const calib::detail::BinRule rule(4.f, 8);
   std::vector<int32_t> out(x.size() + calib::detail::kCodeSlack);
-  const BinCodes scalar = calib::detail::bin_codes_scalar(x.data(), 8, rule, false, out.data());
+  std::vector<uint32_t> recheck(x.size() + calib::detail::kCodeSlack);
+  auto expect_rechecked = [&](const BinCodes& found) {
+    ASSERT_EQ(found.rechecks, 2);
+    EXPECT_EQ(recheck[0], calib::detail::abs_bits(1.f));
+    EXPECT_EQ(recheck[1], calib::detail::abs_bits(3.f));
+    EXPECT_EQ(rule.exact(recheck[0]), 2);
+    EXPECT_EQ(rule.exact(recheck[1]), 6);
+  };
+  const BinCodes scalar =
+      calib::detail::bin_codes_scalar(x.data(), 8, rule, false, out.data(), recheck.data());
   EXPECT_EQ(scalar.size, 8);
   EXPECT_EQ(scalar.first_bin, 0);
-  EXPECT_EQ(out[4], 8);  // 9 > top: the "not counted" slot
-  EXPECT_EQ(out[5], 8);  // NaN
+  EXPECT_EQ(out,
+            (std::vector<int32_t>{
+                0, 0, 8, 4, 8, 8, 0, 8, 0, 0, 0, 0,
+                0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}));  // 8: not counted here (9, NaN) or rechecked
+  expect_rechecked(scalar);
   for (detail::CpuIsa isa : runnable_isas()) {
     if (isa == detail::CpuIsa::kScalar) continue;
-    const BinCodes found = calib::detail::bin_codes_for(isa)(x.data(), 8, rule, false, out.data());
-    EXPECT_EQ(found.first_bin, 3) << static_cast<int>(isa);  // 0, -0, 0
-    ASSERT_EQ(found.size, 3) << static_cast<int>(isa);       // 1, -2, 3 in order
-    EXPECT_EQ(rule.resolve(out[0]), 2);
-    EXPECT_EQ(rule.resolve(out[1]), 4);
-    EXPECT_EQ(rule.resolve(out[2]), 6);
-    const BinCodes skipped = calib::detail::bin_codes_for(isa)(x.data(), 8, rule, true, out.data());
+    SCOPED_TRACE("instruction set " + std::to_string(static_cast<int>(isa)));
+    const BinCodes found =
+        calib::detail::bin_codes_for(isa)(x.data(), 8, rule, false, out.data(), recheck.data());
+    EXPECT_EQ(found.first_bin, 3);  // 0, -0, 0
+    ASSERT_EQ(found.size, 1);
+    EXPECT_EQ(out[0], 4);
+    expect_rechecked(found);
+    const BinCodes skipped =
+        calib::detail::bin_codes_for(isa)(x.data(), 8, rule, true, out.data(), recheck.data());
     EXPECT_EQ(skipped.first_bin, 0);
-    EXPECT_EQ(skipped.size, 3);
+    EXPECT_EQ(skipped.size, 1);
+    expect_rechecked(skipped);
   }
 }
 

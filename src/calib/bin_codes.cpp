@@ -8,11 +8,14 @@ namespace torchquant {
 namespace calib {
 namespace detail {
 
-// Every element written, none counted here; plain C++ that vectorises. Selects are
-// written as integer masks: with `? :` GCC moved the float-to-int conversion under a branch (it
-// may trap, so it is not if-converted) and the loop stayed scalar, four times slower.
+// Every element written, none counted here: plain C++ that vectorises, writing an element to
+// recheck as a marked code (sign bit set, the others its |x| bits), then a pass over the codes
+// that moves the marked ones to `recheck`. Selects are written as integer masks: with `? :` GCC
+// moved the float-to-int conversion under a branch (it may trap, so it is not if-converted) and
+// the loop stayed scalar, four times slower.
 BinCodes bin_codes_scalar(const float* data, int64_t n, const BinRule& rule, bool skip_zeros,
-                          int32_t* out) {
+                          int32_t* out, uint32_t* recheck) {
+  constexpr uint32_t kMark = 0x80000000u;
   const float top = rule.top, bins_f = rule.bins_f, inv_top = rule.inv_top;
   const float low = rule.margin, high = 1.0f - rule.margin;
   const auto num_bins = static_cast<uint32_t>(rule.num_bins);
@@ -34,7 +37,16 @@ BinCodes bin_codes_scalar(const float* data, int64_t n, const BinRule& rule, boo
     const uint32_t keep = 0u - static_cast<uint32_t>(counted);
     out[i] = static_cast<int32_t>((code & keep) | (num_bins & ~keep));
   }
-  return {n, 0, m};
+  BinCodes r;
+  r.size = n;
+  r.max_bits = m;
+  for (int64_t i = 0; i < n; ++i) {
+    if (out[i] < 0) {
+      recheck[r.rechecks++] = static_cast<uint32_t>(out[i]) & kAbsMask;
+      out[i] = rule.num_bins;
+    }
+  }
+  return r;
 }
 
 int32_t exact_bin(float a, float top, float bins_f, int32_t num_bins) {
@@ -51,8 +63,7 @@ BinRule::BinRule(float top_, int64_t bins) : top(top_), bins_f(static_cast<float
   if (!std::isnormal(inv_top) || !std::isnormal(top) || margin >= 0.25f) margin = 2.0f;
 }
 
-int32_t BinRule::exact(int32_t code) const {
-  const uint32_t bits = static_cast<uint32_t>(code) & kAbsMask;
+int32_t BinRule::exact(uint32_t bits) const {
   float a;
   std::memcpy(&a, &bits, sizeof(a));
   return exact_bin(a, top, bins_f, num_bins);

@@ -2,8 +2,6 @@
 // The histogram pass's per-element work: which bin each |x| of a block falls in, at::histc's
 // float32 rule without its division, in one vector loop per instruction set. Internal header.
 
-#include <c10/macros/Macros.h>
-
 #include <cstdint>
 #include <cstring>
 
@@ -23,54 +21,52 @@ int32_t exact_bin(float a, float top, float bins_f, int32_t num_bins);
 /// q' = (|x| * num_bins) * (1 / top) is within num_bins * 2^-22 of the rule's quotient q (both
 /// roundings of the same product, each off by at most 2^-24 relative, plus 1 / top's rounding),
 /// so int(q') == int(q) whenever q' is further than `margin` = num_bins * 2^-20 from an integer.
-/// The few elements closer than that (about 2 * margin of them) are marked and recomputed with
+/// The few elements closer than that (about 2 * margin of them) are set aside and recomputed with
 /// exact_bin. With an unusable reciprocal (top or 1 / top subnormal or inf) or a margin too wide,
-/// every element is marked.
+/// every element is.
 struct BinRule {
   float top, bins_f, inv_top, margin;
   int32_t num_bins;
   BinRule(float top, int64_t bins);
-  /// The bin of a code written by a BinCodesFn: the code itself, or for a marked one (sign bit
-  /// set, the other bits those of |x|) exact_bin of that |x|.
-  int32_t resolve(int32_t code) const { return C10_UNLIKELY(code < 0) ? exact(code) : code; }
-
- private:
-  // Out of line so that the rare recheck stays a branch.
-  C10_NOINLINE int32_t exact(int32_t code) const;
+  /// The bin of an element a BinCodesFn wrote to `recheck`, from its |x| bits: exact_bin.
+  int32_t exact(uint32_t abs_bits) const;
 };
 
 /// What a BinCodesFn found in a block.
 struct BinCodes {
-  int64_t size = 0;       // codes written
+  int64_t size = 0;       // codes written to `out`
+  int64_t rechecks = 0;   // |x| bit patterns written to `recheck`
   int64_t first_bin = 0;  // elements of bin 0 counted here instead of written as codes
   uint32_t max_bits = 0;  // max of the |x| bit patterns (above 0x7f7fffff: a NaN or Inf)
 };
 
-/// Writes one code per element of `data[0, n)` still to be counted into `out` (which must hold
-/// n + kCodeSlack of them): a bin index, `num_bins` for an element not counted (|x| > top, NaN,
-/// a skipped zero), or a marked code for BinRule::resolve. A version may count exact zeros itself
-/// (in `first_bin`) and drop uncounted elements instead of writing them (the vector ones do: the
-/// zeros after a ReLU are often half of an activation).
+/// Sorts the elements of `data[0, n)` for counting: an element within the rule's margin of a bin
+/// boundary has its |x| bits written to `recheck` (BinRule::exact gives its bin); every other
+/// element still to be counted has its bin written to `out`, and an element not counted (|x| >
+/// top, NaN, a skipped zero) `num_bins`. Both buffers must hold n + kCodeSlack entries. Codes in
+/// `out` are always in [0, num_bins], so counting them needs no branch. A version may count exact
+/// zeros itself (in `first_bin`) and drop uncounted elements instead of writing them (the vector
+/// ones do: the zeros after a ReLU are often half of an activation).
 using BinCodesFn = BinCodes (*)(const float* data, int64_t n, const BinRule& rule, bool skip_zeros,
-                                int32_t* out);
+                                int32_t* out, uint32_t* recheck);
 constexpr int64_t kCodeSlack = 16;
 
 /// The version for an instruction set.
 BinCodesFn bin_codes_for(torchquant::detail::CpuIsa isa);
 
 /// The versions (call them through bin_codes_for, which knows what the CPU runs). The scalar one
-/// writes a code for every element; the AVX2 and AVX-512 ones (x86-64 only) count exact zeros
-/// themselves and write only the codes still to count, left-packed.
+/// writes a code for every element (`num_bins` for one it writes to `recheck`); the AVX2 and
+/// AVX-512 ones (x86-64 only) count exact zeros themselves and write only the codes still to
+/// count, left-packed.
 BinCodes bin_codes_scalar(const float* data, int64_t n, const BinRule& rule, bool skip_zeros,
-                          int32_t* out);
+                          int32_t* out, uint32_t* recheck);
 BinCodes bin_codes_avx2(const float* data, int64_t n, const BinRule& rule, bool skip_zeros,
-                        int32_t* out);
+                        int32_t* out, uint32_t* recheck);
 BinCodes bin_codes_avx512(const float* data, int64_t n, const BinRule& rule, bool skip_zeros,
-                          int32_t* out);
+                          int32_t* out, uint32_t* recheck);
 
-/// |x| as bits, and the mark of a code that carries them.
+/// The bits of a float other than its sign.
 constexpr uint32_t kAbsMask = 0x7fffffffu;
-constexpr uint32_t kMark = 0x80000000u;
 
 /// |x| as its bit pattern, which compares like an unsigned integer (Inf and NaN above every finite
 /// value): max |x| and "all finite" are one integer max reduction, which vectorises.

@@ -51,6 +51,7 @@ uint32_t histogram_serial(const float* data, int64_t n, const BinRule& rule, boo
   const auto slots = static_cast<size_t>(rule.num_bins) + 1;
   std::vector<int32_t> sub(kCopies * slots, 0);
   std::vector<int32_t> codes(kBlock + kCodeSlack);
+  std::vector<uint32_t> recheck(kBlock + kCodeSlack);
   const BinCodesFn bin_codes = bin_codes_for(torchquant::detail::cpu_isa());
   uint32_t m = 0;
   int64_t first_bin = 0;
@@ -73,7 +74,8 @@ uint32_t histogram_serial(const float* data, int64_t n, const BinRule& rule, boo
   const int32_t* code = codes.data();
   for (int64_t begin = 0; begin < n; begin += kBlock) {
     const int64_t len = std::min(kBlock, n - begin);
-    const BinCodes found = bin_codes(data + begin, len, rule, skip_zeros, codes.data());
+    const BinCodes found =
+        bin_codes(data + begin, len, rule, skip_zeros, codes.data(), recheck.data());
     m = std::max(m, found.max_bits);
     first_bin += found.first_bin;
     // The next block's lines spread over the counting of this block's codes (fewer codes than
@@ -90,14 +92,15 @@ uint32_t histogram_serial(const float* data, int64_t n, const BinRule& rule, boo
         __builtin_prefetch(next + ahead);
       }
       for (int64_t j = i; j < i + kLine; j += 4) {
-        ++s0[rule.resolve(code[j])];
-        ++s1[rule.resolve(code[j + 1])];
-        ++s2[rule.resolve(code[j + 2])];
-        ++s3[rule.resolve(code[j + 3])];
+        ++s0[code[j]];
+        ++s1[code[j + 1]];
+        ++s2[code[j + 2]];
+        ++s3[code[j + 3]];
       }
     }
     for (; ahead < next_len; ahead += kLine) __builtin_prefetch(next + ahead);
-    for (; i < found.size; ++i) ++s0[rule.resolve(code[i])];
+    for (; i < found.size; ++i) ++s0[code[i]];
+    for (int64_t k = 0; k < found.rechecks; ++k) ++s1[rule.exact(recheck[k])];
     since_flush += len;
     if (since_flush > (int64_t{1} << 30)) flush();
   }
@@ -129,15 +132,17 @@ AbsMax accumulate_histogram(const float* data, int64_t n, float top, int64_t num
     std::vector<int64_t> direct(static_cast<size_t>(num_bins) + 1, 0);
     constexpr int64_t kBlock = 1024;
     std::vector<int32_t> codes(kBlock + kCodeSlack);
+    std::vector<uint32_t> recheck(kBlock + kCodeSlack);
     const BinCodesFn bin_codes = bin_codes_for(torchquant::detail::cpu_isa());
     uint32_t m = 0;
     for (int64_t begin = 0; begin < n; begin += kBlock) {
-      const BinCodes found =
-          bin_codes(data + begin, std::min(kBlock, n - begin), rule, skip_zeros, codes.data());
+      const BinCodes found = bin_codes(data + begin, std::min(kBlock, n - begin), rule, skip_zeros,
+                                       codes.data(), recheck.data());
       m = std::max(m, found.max_bits);
       direct[0] += found.first_bin;
-      for (int64_t i = 0; i < found.size; ++i)
-        ++direct[static_cast<size_t>(rule.resolve(codes[i]))];
+      for (int64_t i = 0; i < found.size; ++i) ++direct[static_cast<size_t>(codes[i])];
+      for (int64_t k = 0; k < found.rechecks; ++k)
+        ++direct[static_cast<size_t>(rule.exact(recheck[k]))];
     }
     for (int64_t b = 0; b < num_bins; ++b) counts[b] += direct[static_cast<size_t>(b)];
     return from_bits(m);
