@@ -1,16 +1,20 @@
 // The fast max |x| reductions behind dynamic amax and MaxCalibrator equal ATen's infinity norm,
-// bit for bit, including NaN, Inf, empty rows and every non-fast-path layout.
+// bit for bit, including NaN, Inf, empty rows and every non-fast-path layout, with every version
+// of the kernel the CPU runs.
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <numeric>
 #include <string>
 #include <vector>
 
 #include "calib/abs_max.h"
+#include "calib/abs_max_bits.h"
+#include "test_helpers.h"
 
 namespace torchquant {
 namespace {
@@ -57,14 +61,48 @@ std::vector<std::pair<std::string, at::Tensor>> cases() {
 }
 
 TEST(AbsMax, AllEqualsTheInfinityNorm) {
-  for (const auto& [name, x] : cases()) {
-    expect_identical(calib::detail::abs_max_all(x), at::linalg_vector_norm(x, kInf), name);
+  for (detail::CpuIsa isa : testing::runnable_isas()) {
+    detail::ScopedCpuIsaCap cap(isa);
+    for (const auto& [name, x] : cases()) {
+      expect_identical(calib::detail::abs_max_all(x), at::linalg_vector_norm(x, kInf),
+                       name + ", instruction set " + std::to_string(static_cast<int>(isa)));
+    }
   }
 }
 
 TEST(AbsMax, PerRowEqualsTheInfinityNormOverTheOtherDims) {
-  for (const auto& [name, x] : cases()) {
-    expect_identical(calib::detail::abs_max_per_row(x), norm_rows(x), name);
+  for (detail::CpuIsa isa : testing::runnable_isas()) {
+    detail::ScopedCpuIsaCap cap(isa);
+    for (const auto& [name, x] : cases()) {
+      expect_identical(calib::detail::abs_max_per_row(x), norm_rows(x),
+                       name + ", instruction set " + std::to_string(static_cast<int>(isa)));
+    }
+  }
+}
+
+// The vector versions' main loops take 32 or 64 floats a step and the rest in a tail: the largest
+// |x| (or a NaN, an Inf, a subnormal) at every position of every length up to 200 is found (the
+// sanitizer build also checks that no version reads past the end).
+TEST(AbsMax, EveryVersionFindsTheMaxAtEveryPosition) {
+  using calib::detail::abs_max_bits_for;
+  const float specials[] = {-7.5f, std::numeric_limits<float>::quiet_NaN(), -INFINITY, 1e-40f};
+  std::vector<float> x(200);
+  for (detail::CpuIsa isa : testing::runnable_isas()) {
+    const calib::detail::AbsMaxBitsFn fn = abs_max_bits_for(isa);
+    EXPECT_EQ(fn(x.data(), 0), 0u);
+    for (float special : specials) {
+      uint32_t want;
+      std::memcpy(&want, &special, sizeof(want));
+      want &= 0x7fffffffu;
+      for (int64_t n = 1; n <= static_cast<int64_t>(x.size()); ++n) {
+        for (int64_t at = 0; at < n; ++at) {
+          for (int64_t i = 0; i < n; ++i) x[i] = (i % 7 - 3) * (special == 1e-40f ? 1e-41f : 1.f);
+          x[at] = special;
+          ASSERT_EQ(fn(x.data(), n), want) << "isa " << static_cast<int>(isa) << ", n " << n
+                                           << ", at " << at << ", value " << special;
+        }
+      }
+    }
   }
 }
 

@@ -7,6 +7,7 @@
 #include <mutex>
 #include <vector>
 
+#include "calib/abs_max_bits.h"
 #include "calib/bin_codes.h"
 #include "util/cpu_isa.h"
 
@@ -24,16 +25,6 @@ AbsMax from_bits(uint32_t bits) {
   float v;
   std::memcpy(&v, &bits, sizeof(v));
   return {v, bits <= kMaxFiniteBits};
-}
-
-__attribute__((target_clones("avx2", "default"))) uint32_t abs_max_bits(const float* data,
-                                                                        int64_t n) {
-  uint32_t m = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    const uint32_t b = abs_bits(data[i]);
-    m = m < b ? b : m;
-  }
-  return m;
 }
 
 // One thread's range: int32 counts in kCopies interleaved sub-histograms (num_bins + 1 slots
@@ -110,9 +101,12 @@ uint32_t histogram_serial(const float* data, int64_t n, const BinRule& rule, boo
 
 }  // namespace
 
-AbsMax abs_max_serial(const float* data, int64_t n) { return from_bits(abs_max_bits(data, n)); }
+AbsMax abs_max_serial(const float* data, int64_t n) {
+  return from_bits(abs_max_bits_for(torchquant::detail::cpu_isa())(data, n));
+}
 
 AbsMax abs_max(const float* data, int64_t n) {
+  const AbsMaxBitsFn abs_max_bits = abs_max_bits_for(torchquant::detail::cpu_isa());
   std::mutex mutex;
   uint32_t total = 0;
   at::parallel_for(0, n, kGrain, [&](int64_t begin, int64_t end) {

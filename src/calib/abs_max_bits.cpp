@@ -1,0 +1,102 @@
+#include "calib/abs_max_bits.h"
+
+#include <cstring>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+namespace torchquant {
+namespace calib {
+namespace detail {
+namespace {
+
+constexpr uint32_t kAbsMask = 0x7fffffffu;
+constexpr int64_t kPrefetchFloats = 8192 / sizeof(float);
+
+}  // namespace
+
+// Plain C++ that the compiler vectorises.
+uint32_t abs_max_bits_scalar(const float* data, int64_t n) {
+  uint32_t m = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    uint32_t b;
+    std::memcpy(&b, data + i, sizeof(b));
+    b &= kAbsMask;
+    m = m < b ? b : m;
+  }
+  return m;
+}
+
+#if defined(__x86_64__)
+
+// GCC 12 warns about the undefined-value operand inside its own AVX-512 intrinsics headers.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+
+// Four vectors a step, one line of data each with AVX-512.
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"))) uint32_t abs_max_bits_avx512(
+    const float* data, int64_t n) {
+  const __m512i mask = _mm512_set1_epi32(static_cast<int32_t>(kAbsMask));
+  __m512i m0 = _mm512_setzero_si512(), m1 = m0, m2 = m0, m3 = m0;
+  int64_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    for (int64_t line = 0; line < 64; line += 16) {
+      _mm_prefetch(reinterpret_cast<const char*>(data + i + line + kPrefetchFloats), _MM_HINT_T0);
+    }
+    m0 = _mm512_max_epu32(m0, _mm512_and_si512(_mm512_loadu_si512(data + i), mask));
+    m1 = _mm512_max_epu32(m1, _mm512_and_si512(_mm512_loadu_si512(data + i + 16), mask));
+    m2 = _mm512_max_epu32(m2, _mm512_and_si512(_mm512_loadu_si512(data + i + 32), mask));
+    m3 = _mm512_max_epu32(m3, _mm512_and_si512(_mm512_loadu_si512(data + i + 48), mask));
+  }
+  for (; i < n; i += 16) {
+    const auto lanes = static_cast<__mmask16>(n - i >= 16 ? 0xffff : (1u << (n - i)) - 1);
+    m0 = _mm512_max_epu32(m0, _mm512_and_si512(_mm512_maskz_loadu_epi32(lanes, data + i), mask));
+  }
+  m0 = _mm512_max_epu32(_mm512_max_epu32(m0, m1), _mm512_max_epu32(m2, m3));
+  return static_cast<uint32_t>(_mm512_reduce_max_epu32(m0));
+}
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+
+// Four vectors a step, two lines of data with AVX2.
+__attribute__((target("avx2"))) uint32_t abs_max_bits_avx2(const float* data, int64_t n) {
+  const __m256i mask = _mm256_set1_epi32(static_cast<int32_t>(kAbsMask));
+  __m256i m0 = _mm256_setzero_si256(), m1 = m0, m2 = m0, m3 = m0;
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    _mm_prefetch(reinterpret_cast<const char*>(data + i + kPrefetchFloats), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(data + i + 16 + kPrefetchFloats), _MM_HINT_T0);
+    const auto* v = reinterpret_cast<const __m256i*>(data + i);
+    m0 = _mm256_max_epu32(m0, _mm256_and_si256(_mm256_loadu_si256(v), mask));
+    m1 = _mm256_max_epu32(m1, _mm256_and_si256(_mm256_loadu_si256(v + 1), mask));
+    m2 = _mm256_max_epu32(m2, _mm256_and_si256(_mm256_loadu_si256(v + 2), mask));
+    m3 = _mm256_max_epu32(m3, _mm256_and_si256(_mm256_loadu_si256(v + 3), mask));
+  }
+  m0 = _mm256_max_epu32(_mm256_max_epu32(m0, m1), _mm256_max_epu32(m2, m3));
+  alignas(32) uint32_t lanes[8];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), m0);
+  uint32_t m = abs_max_bits_scalar(data + i, n - i);
+  for (uint32_t lane : lanes) m = m < lane ? lane : m;
+  return m;
+}
+
+#endif
+
+AbsMaxBitsFn abs_max_bits_for(torchquant::detail::CpuIsa isa) {
+#if defined(__x86_64__)
+  if (isa == torchquant::detail::CpuIsa::kAvx512) return abs_max_bits_avx512;
+  if (isa == torchquant::detail::CpuIsa::kAvx2) return abs_max_bits_avx2;
+#endif
+  (void)isa;
+  return abs_max_bits_scalar;
+}
+
+}  // namespace detail
+}  // namespace calib
+}  // namespace torchquant
