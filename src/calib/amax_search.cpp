@@ -1,5 +1,7 @@
 #include "calib/amax_search.h"
 
+#include <c10/macros/Macros.h>
+
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -8,6 +10,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "calib/mse_levels.h"
+#include "util/cpu_isa.h"
 #include "util/vector_log.h"
 
 // How the searches stay exact and fast.
@@ -29,9 +33,10 @@
 // from prefix sums W, X, XX of counts, counts*c and counts*c^2 (compensated, so a range sum is
 // accurate to its own size). Each run end is guessed from the spacing of the centres and checked
 // with the exact float32 rounding test (two probes), so a candidate costs O(levels) instead of
-// O(num_bins); when levels outnumber the bins (16 bits) the non-empty centres are scored one by
-// one instead. Candidates run from the largest amax down, and one whose clamped tail alone
-// already exceeds the best score so far (with all error margins) is dropped after O(1) work.
+// O(num_bins) (mse_levels.cpp; 8 levels a step with AVX-512); when levels outnumber the bins (16
+// bits) the non-empty centres are scored one by one instead. Candidates run from the largest amax
+// down, and one whose clamped tail alone already exceeds the best score so far (with all error
+// margins) is dropped after O(1) work.
 //
 // Both scores carry an error far below the gaps that usually separate candidates. When the best
 // candidates are closer than the error of the fast score plus the error of upstream's own
@@ -483,25 +488,11 @@ inline float round_half_even(float y) {
   return std::copysign((a + kTwo23) - kTwo23, y);
 }
 
-/// A level `lvl` as boundary() tests it.
-struct Threshold {
-  explicit Threshold(float lvl)
-      : half_below(lvl - 0.5f), even((static_cast<int64_t>(lvl) & 1) == 0) {}
-  float half_below;
-  bool even;
-};
-
-/// ceil(x) clamped to [lo, hi] (NaN gives lo), without libm.
-int64_t ceil_clamped(double x, int64_t lo, int64_t hi) {
-  if (!(x > static_cast<double>(lo))) return lo;
-  if (!(x < static_cast<double>(hi))) return hi;
-  const int64_t t = static_cast<int64_t>(x);
-  return t + (static_cast<double>(t) < x);
-}
-
 class MseSearch {
  public:
   MseSearch(const HistogramView& h, int64_t num_bits, bool is_unsigned);
+  MseSearch(const MseSearch&) = delete;  // grid_ points into the vectors
+  MseSearch& operator=(const MseSearch&) = delete;
   float center(int64_t i) const { return centers_[i]; }
   /// sum of counts*(q - c)^2 for amax = centre i, with a bound on its error in `*bound`; or
   /// +inf (bound 0) as soon as the clamped tail alone shows that upstream's score, known to
@@ -514,13 +505,6 @@ class MseSearch {
   float level(float x, float scale) const {
     return std::min(std::max(round_half_even(x * scale), min_bound_), max_bound_);
   }
-  /// Whether centre j (-1 and n_ are sentinels: never, always) quantizes to `lvl` or more:
-  /// round_half_even(c * scale) >= lvl, i.e. c * scale above lvl - 0.5, or on it for an even lvl.
-  bool reached(int64_t j, const Threshold& t, float scale) const {
-    const float y = probe_[j + 1] * scale;
-    return (y > t.half_below) | ((y == t.half_below) & t.even);
-  }
-  int64_t boundary(float lvl, float scale, int64_t from, double guess) const;
   double per_centre_sum(int64_t end, float scale, double* bound) const;
   double per_level_sum(float first, int64_t end, float scale, double* bound) const;
   double run_score(int64_t begin, int64_t end, double q, double* bound) const;
@@ -534,10 +518,10 @@ class MseSearch {
   std::vector<int64_t> nonzero_;         // the bins with a count, in order
   std::vector<int64_t> nonzero_before_;  // how many of them precede bin j
   std::vector<MomentPrefix> prefix_;
-  // Centre j is about first_centre_ + j / inv_spacing_ (inv_spacing_ = 0 when unknown): guesses
-  // the level boundaries, which boundary() then corrects.
-  double first_centre_ = 0.0;
-  double inv_spacing_ = 0.0;
+  // The same prefix sums of counts and counts * centre, one array each, for level_sums.
+  std::vector<double> prefix_w_, prefix_x_hi_, prefix_x_lo_;
+  LevelGrid grid_;
+  torchquant::detail::CpuIsa isa_;
 };
 
 MseSearch::MseSearch(const HistogramView& h, int64_t num_bits, bool is_unsigned)
@@ -549,7 +533,11 @@ MseSearch::MseSearch(const HistogramView& h, int64_t num_bits, bool is_unsigned)
       probe_(n_ + 2),
       weights_(n_),
       nonzero_before_(n_ + 1, 0),
-      prefix_(n_ + 1) {
+      prefix_(n_ + 1),
+      prefix_w_(n_ + 1),
+      prefix_x_hi_(n_ + 1),
+      prefix_x_lo_(n_ + 1),
+      isa_(torchquant::detail::cpu_isa()) {
   for (int64_t j = 0; j < n_; ++j) {
     centers_[j] = (h.edges[j + 1] + h.edges[j]) / 2.0f;
     weights_[j] = static_cast<float>(h.counts[j]);
@@ -562,30 +550,23 @@ MseSearch::MseSearch(const HistogramView& h, int64_t num_bits, bool is_unsigned)
     compensated_add(&next.x_hi, &next.x_lo, w * c);
     compensated_add(&next.xx_hi, &next.xx_lo, (w * c) * c);
     prefix_[j + 1] = next;
+    prefix_w_[j + 1] = next.w;
+    prefix_x_hi_[j + 1] = next.x_hi;
+    prefix_x_lo_[j + 1] = next.x_lo;
   }
   std::copy(centers_.begin(), centers_.end(), probe_.begin() + 1);
   probe_.front() = -std::numeric_limits<float>::infinity();
   probe_.back() = std::numeric_limits<float>::infinity();
-  first_centre_ = centers_[0];
-  const double span = static_cast<double>(centers_[n_ - 1]) - first_centre_;
-  if (n_ > 1 && span > 0 && std::isfinite(span)) inv_spacing_ = static_cast<double>(n_ - 1) / span;
-}
-
-// First index >= `from` whose centre quantizes to `lvl` or more (n_ if none), given that centre
-// from - 1 does not, starting from a guess of the index: two probes when the guess is right.
-int64_t MseSearch::boundary(float lvl, float scale, int64_t from, double guess) const {
-  const Threshold t(lvl);
-  int64_t j = ceil_clamped(guess, from, n_);
-  if (reached(j - 1, t, scale)) {
-    do --j;
-    while (reached(j - 1, t, scale));
-  } else if (!reached(j, t, scale)) {
-    // Bounded: with an infinite amax (centres past FLT_MAX / 2 overflow) the scale is 0 and the
-    // +inf sentinel gives NaN, which never compares as reached.
-    do ++j;
-    while (j < n_ && !reached(j, t, scale));
+  grid_.probe = probe_.data();
+  grid_.w = prefix_w_.data();
+  grid_.x_hi = prefix_x_hi_.data();
+  grid_.x_lo = prefix_x_lo_.data();
+  grid_.n = n_;
+  grid_.first_centre = centers_[0];
+  const double span = static_cast<double>(centers_[n_ - 1]) - grid_.first_centre;
+  if (n_ > 1 && span > 0 && std::isfinite(span)) {
+    grid_.inv_spacing = static_cast<double>(n_ - 1) / span;
   }
-  return j;
 }
 
 // Centres [begin, end) all quantized to q.
@@ -628,27 +609,8 @@ double MseSearch::per_centre_sum(int64_t end, float scale, double* bound) const 
 // Centres [0, end) (none clamped at max_bound) level by level, from the level `first` of centre
 // 0: sum over levels of q^2*W - 2*q*X, plus XX of the whole range.
 double MseSearch::per_level_sum(float first, int64_t end, float scale, double* bound) const {
-  const double inv_scale = 1.0 / static_cast<double>(scale);
-  const double guess_step = inv_spacing_ * inv_scale;
-  const double guess_base = -(0.5 * inv_scale + first_centre_) * inv_spacing_;
-  double qqw = 0.0, qx = 0.0, qx_size = 0.0;
-  int64_t begin = 0;
-  const MomentPrefix* from = &prefix_[0];
-  for (float lvl = first; lvl < max_bound_; lvl += 1.0f) {
-    const float next = lvl + 1.0f;
-    const int64_t stop =
-        next >= max_bound_
-            ? end
-            : boundary(next, scale, begin, static_cast<double>(next) * guess_step + guess_base);
-    const MomentPrefix* to = &prefix_[stop];
-    const double q = static_cast<double>(lvl / scale);
-    const double term = q * ((to->x_hi - from->x_hi) + (to->x_lo - from->x_lo));
-    qqw += q * q * (to->w - from->w);
-    qx += term;
-    qx_size += std::fabs(term);
-    begin = stop;
-    from = to;
-  }
+  const LevelSums sums = level_sums(isa_, grid_, first, max_bound_, end, scale);
+  const double qqw = sums.qqw, qx = sums.qx, qx_size = sums.qx_size;
   const double xx =
       (prefix_[end].xx_hi - prefix_[0].xx_hi) + (prefix_[end].xx_lo - prefix_[0].xx_lo);
   const double levels = static_cast<double>(max_bound_ - first) + 8.0;
@@ -664,10 +626,8 @@ double MseSearch::score(int64_t i, double ceiling, double relative, double* boun
   const double clamped_q = static_cast<double>(max_bound_ / scale);
   const float first = level(centers_[0], scale);
   if (!(first < max_bound_)) return run_score(0, n_, clamped_q, bound);
-  const double guess =
-      ((static_cast<double>(max_bound_) - 0.5) / static_cast<double>(scale) - first_centre_) *
-      inv_spacing_;
-  const int64_t clamp_from = boundary(max_bound_, scale, 0, guess);
+  const int64_t clamp_from =
+      level_boundary(grid_, max_bound_, scale, grid_.guess(max_bound_, scale));
   const double tail = run_score(clamp_from, n_, clamped_q, bound);
   if ((tail - *bound) * (1.0 - relative) > ceiling) {
     *bound = 0.0;
