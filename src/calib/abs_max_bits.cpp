@@ -2,9 +2,7 @@
 
 #include <cstring>
 
-#if defined(__x86_64__)
-#include <immintrin.h>
-#endif
+#include "util/x86_target.h"
 
 namespace torchquant {
 namespace calib {
@@ -30,16 +28,10 @@ uint32_t abs_max_bits_scalar(const float* data, int64_t n) {
 
 #if defined(__x86_64__)
 
-// GCC 12 warns about the undefined-value operand inside its own AVX-512 intrinsics headers.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
+TORCHQUANT_AVX512_WARNINGS_OFF
 
 // Four vectors a step, one line of data each with AVX-512.
-__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"))) uint32_t abs_max_bits_avx512(
-    const float* data, int64_t n) {
+TORCHQUANT_TARGET_AVX512 uint32_t abs_max_bits_avx512(const float* data, int64_t n) {
   const __m512i mask = _mm512_set1_epi32(static_cast<int32_t>(kAbsMask));
   __m512i m0 = _mm512_setzero_si512(), m1 = m0, m2 = m0, m3 = m0;
   int64_t i = 0;
@@ -60,12 +52,10 @@ __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"))) uint32_t abs_max_b
   return static_cast<uint32_t>(_mm512_reduce_max_epu32(m0));
 }
 
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
+TORCHQUANT_AVX512_WARNINGS_ON
 
 // Four vectors a step, two lines of data with AVX2.
-__attribute__((target("avx2"))) uint32_t abs_max_bits_avx2(const float* data, int64_t n) {
+TORCHQUANT_TARGET_AVX2 uint32_t abs_max_bits_avx2(const float* data, int64_t n) {
   const __m256i mask = _mm256_set1_epi32(static_cast<int32_t>(kAbsMask));
   __m256i m0 = _mm256_setzero_si256(), m1 = m0, m2 = m0, m3 = m0;
   int64_t i = 0;
@@ -90,11 +80,12 @@ __attribute__((target("avx2"))) uint32_t abs_max_bits_avx2(const float* data, in
 
 AbsMaxBitsFn abs_max_bits_for(torchquant::detail::CpuIsa isa) {
 #if defined(__x86_64__)
-  if (isa == torchquant::detail::CpuIsa::kAvx512) return abs_max_bits_avx512;
-  if (isa == torchquant::detail::CpuIsa::kAvx2) return abs_max_bits_avx2;
-#endif
+  return torchquant::detail::pick_version(isa, abs_max_bits_scalar, abs_max_bits_avx2,
+                                          abs_max_bits_avx512);
+#else
   (void)isa;
   return abs_max_bits_scalar;
+#endif
 }
 
 }  // namespace detail

@@ -71,11 +71,11 @@ int32_t BinRule::exact(uint32_t bits) const {
 
 BinCodesFn bin_codes_for(torchquant::detail::CpuIsa isa) {
 #if defined(__x86_64__)
-  if (isa == torchquant::detail::CpuIsa::kAvx512) return bin_codes_avx512;
-  if (isa == torchquant::detail::CpuIsa::kAvx2) return bin_codes_avx2;
-#endif
+  return torchquant::detail::pick_version(isa, bin_codes_scalar, bin_codes_avx2, bin_codes_avx512);
+#else
   (void)isa;
   return bin_codes_scalar;
+#endif
 }
 
 }  // namespace detail

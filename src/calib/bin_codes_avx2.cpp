@@ -5,16 +5,14 @@
 #include "calib/bin_codes.h"
 
 #if defined(__x86_64__)
-#include <immintrin.h>
-
 #include <array>
+
+#include "util/x86_target.h"
 
 namespace torchquant {
 namespace calib {
 namespace detail {
 namespace {
-
-#define TORCHQUANT_AVX2 __attribute__((target("avx2")))
 
 // For each 8-bit mask, the lanes it selects in order, one byte each (the rest 0).
 constexpr std::array<uint64_t, 256> make_left_pack() {
@@ -32,7 +30,7 @@ constexpr std::array<uint64_t, 256> make_left_pack() {
 constexpr std::array<uint64_t, 256> kLeftPack = make_left_pack();
 
 // The lanes of `v` selected by the 8-bit `mask`, left-packed into out[0, 8).
-TORCHQUANT_AVX2 void store_left_packed(__m256i v, uint32_t mask, void* out) {
+TORCHQUANT_TARGET_AVX2 void store_left_packed(__m256i v, uint32_t mask, void* out) {
   const __m256i order =
       _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<int64_t>(kLeftPack[mask])));
   _mm256_storeu_si256(static_cast<__m256i*>(out), _mm256_permutevar8x32_epi32(v, order));
@@ -46,7 +44,7 @@ struct Avx2Step {
   __m256i max_bits;
   // As Avx512Step: lanes of `v` selected by `lanes` (all ones or zeros per lane; the others
   // loaded as zeros); the fraction as |q - round(q)|; out-of-range conversions are dropped.
-  TORCHQUANT_AVX2 void operator()(__m256 v, __m256i lanes, BinCodes* r) {
+  TORCHQUANT_TARGET_AVX2 void operator()(__m256 v, __m256i lanes, BinCodes* r) {
     const __m256 top = _mm256_set1_ps(rule.top), bins = _mm256_set1_ps(rule.bins_f);
     const __m256 inv_top = _mm256_set1_ps(rule.inv_top), low = _mm256_set1_ps(rule.margin);
     const __m256i abs_mask = _mm256_set1_epi32(static_cast<int32_t>(kAbsMask));
@@ -81,8 +79,8 @@ struct Avx2Step {
 
 }  // namespace
 
-TORCHQUANT_AVX2 BinCodes bin_codes_avx2(const float* data, int64_t n, const BinRule& rule,
-                                        bool skip_zeros, int32_t* out, uint32_t* recheck) {
+TORCHQUANT_TARGET_AVX2 BinCodes bin_codes_avx2(const float* data, int64_t n, const BinRule& rule,
+                                               bool skip_zeros, int32_t* out, uint32_t* recheck) {
   Avx2Step step{rule, skip_zeros, out, recheck, _mm256_setzero_si256()};
   const __m256i all = _mm256_set1_epi32(-1);
   BinCodes r;
@@ -99,7 +97,6 @@ TORCHQUANT_AVX2 BinCodes bin_codes_avx2(const float* data, int64_t n, const BinR
   for (uint32_t m : lanes_max) r.max_bits = m > r.max_bits ? m : r.max_bits;
   return r;
 }
-#undef TORCHQUANT_AVX2
 
 }  // namespace detail
 }  // namespace calib

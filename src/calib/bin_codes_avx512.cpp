@@ -3,23 +3,17 @@
 #include "calib/bin_codes.h"
 
 #if defined(__x86_64__)
-#include <immintrin.h>
+#include "util/x86_target.h"
 
 namespace torchquant {
 namespace calib {
 namespace detail {
 namespace {
 
-// GCC 12 warns about the undefined-value operand inside its own AVX-512 intrinsics headers.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
+TORCHQUANT_AVX512_WARNINGS_OFF
 
 // 16 elements a step. Exact zeros are counted with a popcount and, like uncounted elements, left
 // out of `out` (compressed in a register, stored whole: the slack takes the rest).
-#define TORCHQUANT_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
 struct Avx512Step {
   const BinRule rule;  // a copy: stores to `out` cannot alias it, so its broadcasts are hoisted
   bool skip_zeros;
@@ -30,7 +24,7 @@ struct Avx512Step {
   // than the portable rule where it can be: the fraction comes from one vreduceps (|q - round(q)|
   // < margin sets an element aside, also next to 0, except exact zeros), no clamp of |x| to top
   // (the uncounted ones' codes are dropped, and an out-of-range conversion is defined here).
-  TORCHQUANT_AVX512 void operator()(__m512 v, __mmask16 lanes, BinCodes* r) {
+  TORCHQUANT_TARGET_AVX512 void operator()(__m512 v, __mmask16 lanes, BinCodes* r) {
     // Loop invariants once this is inlined into the loop.
     const __m512 top = _mm512_set1_ps(rule.top), bins = _mm512_set1_ps(rule.bins_f);
     const __m512 inv_top = _mm512_set1_ps(rule.inv_top), low = _mm512_set1_ps(rule.margin);
@@ -59,8 +53,9 @@ struct Avx512Step {
 
 }  // namespace
 
-TORCHQUANT_AVX512 BinCodes bin_codes_avx512(const float* data, int64_t n, const BinRule& rule,
-                                            bool skip_zeros, int32_t* out, uint32_t* recheck) {
+TORCHQUANT_TARGET_AVX512 BinCodes bin_codes_avx512(const float* data, int64_t n,
+                                                   const BinRule& rule, bool skip_zeros,
+                                                   int32_t* out, uint32_t* recheck) {
   Avx512Step step{rule, skip_zeros, out, recheck, _mm512_setzero_si512()};
   BinCodes r;
   int64_t i = 0;
@@ -72,10 +67,7 @@ TORCHQUANT_AVX512 BinCodes bin_codes_avx512(const float* data, int64_t n, const 
   r.max_bits = static_cast<uint32_t>(_mm512_reduce_max_epu32(step.max_bits));
   return r;
 }
-#undef TORCHQUANT_AVX512
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
+TORCHQUANT_AVX512_WARNINGS_ON
 
 }  // namespace detail
 }  // namespace calib

@@ -4,9 +4,7 @@
 
 #include <cmath>
 
-#if defined(__x86_64__)
-#include <immintrin.h>
-#endif
+#include "util/x86_target.h"
 
 namespace torchquant {
 namespace calib {
@@ -85,25 +83,18 @@ LevelSums level_sums_scalar(const LevelGrid& g, float first, float max_bound, in
 
 #if defined(__x86_64__)
 
-// GCC 12 warns about the undefined-value operand inside its own AVX-512 intrinsics headers.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
-
-#define TORCHQUANT_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
+TORCHQUANT_AVX512_WARNINGS_OFF
 
 namespace {
 
 // Lanes of y whose round_half_even is the level or more (see Threshold).
-TORCHQUANT_AVX512 __mmask8 reached8(__m256 y, __m256 half_below, __mmask8 even) {
+TORCHQUANT_TARGET_AVX512 __mmask8 reached8(__m256 y, __m256 half_below, __mmask8 even) {
   return static_cast<__mmask8>(_mm256_cmp_ps_mask(y, half_below, _CMP_GT_OQ) |
                                (_mm256_cmp_ps_mask(y, half_below, _CMP_EQ_OQ) & even));
 }
 
 // [prev lane 7, v lanes 0..6].
-TORCHQUANT_AVX512 __m512d shifted_in(__m512d v, __m512d prev) {
+TORCHQUANT_TARGET_AVX512 __m512d shifted_in(__m512d v, __m512d prev) {
   return _mm512_castsi512_pd(
       _mm512_alignr_epi64(_mm512_castpd_si512(v), _mm512_castpd_si512(prev), 7));
 }
@@ -114,8 +105,8 @@ TORCHQUANT_AVX512 __m512d shifted_in(__m512d v, __m512d prev) {
 // gathered probes, and gathers the prefix sums there; a level's run starts where the previous
 // lane's stops (shifted in from the previous step for lane 0). Lanes past the last level stop
 // at `end`, as the last level does, and add nothing.
-TORCHQUANT_AVX512 bool level_sums_avx512(const LevelGrid& g, float first, float max_bound,
-                                         int64_t end, float scale, LevelSums* sums) {
+TORCHQUANT_TARGET_AVX512 bool level_sums_avx512(const LevelGrid& g, float first, float max_bound,
+                                                int64_t end, float scale, LevelSums* sums) {
   const double inv_scale = 1.0 / static_cast<double>(scale);
   const __m512d step = _mm512_set1_pd(g.inv_spacing * inv_scale);
   const __m512d base = _mm512_set1_pd(-(0.5 * inv_scale + g.first_centre) * g.inv_spacing);
@@ -171,10 +162,7 @@ TORCHQUANT_AVX512 bool level_sums_avx512(const LevelGrid& g, float first, float 
   return true;
 }
 
-#undef TORCHQUANT_AVX512
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
+TORCHQUANT_AVX512_WARNINGS_ON
 
 #endif
 

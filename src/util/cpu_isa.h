@@ -16,6 +16,14 @@ CpuIsa supported_cpu_isa();
 /// innermost live ScopedCpuIsaCap.
 CpuIsa cpu_isa();
 
+/// The version of a kernel for `isa`, from its scalar, AVX2 and AVX-512 versions.
+///
+///   return pick_version(isa, bin_codes_scalar, bin_codes_avx2, bin_codes_avx512);
+template <class Fn>
+Fn pick_version(CpuIsa isa, Fn scalar, Fn avx2, Fn avx512) {
+  return isa == CpuIsa::kAvx512 ? avx512 : isa == CpuIsa::kAvx2 ? avx2 : scalar;
+}
+
 /// While alive, kernels dispatch to at most `cap` (tests: every version on one machine); it
 /// replaces an outer scope's cap, never the environment's. Not meant to change while kernels run
 /// on other threads; restores the previous cap.
