@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "util/prefetch.h"
 #include "util/x86_target.h"
 
 namespace torchquant {
@@ -10,7 +11,6 @@ namespace detail {
 namespace {
 
 constexpr uint32_t kAbsMask = 0x7fffffffu;
-constexpr int64_t kPrefetchFloats = 8192 / sizeof(float);
 
 }  // namespace
 
@@ -36,9 +36,7 @@ TORCHQUANT_TARGET_AVX512 uint32_t abs_max_bits_avx512(const float* data, int64_t
   __m512i m0 = _mm512_setzero_si512(), m1 = m0, m2 = m0, m3 = m0;
   int64_t i = 0;
   for (; i + 64 <= n; i += 64) {
-    for (int64_t line = 0; line < 64; line += 16) {
-      _mm_prefetch(reinterpret_cast<const char*>(data + i + line + kPrefetchFloats), _MM_HINT_T0);
-    }
+    torchquant::detail::prefetch_ahead(data + i, 64 * sizeof(float));
     m0 = _mm512_max_epu32(m0, _mm512_and_si512(_mm512_loadu_si512(data + i), mask));
     m1 = _mm512_max_epu32(m1, _mm512_and_si512(_mm512_loadu_si512(data + i + 16), mask));
     m2 = _mm512_max_epu32(m2, _mm512_and_si512(_mm512_loadu_si512(data + i + 32), mask));
@@ -60,8 +58,7 @@ TORCHQUANT_TARGET_AVX2 uint32_t abs_max_bits_avx2(const float* data, int64_t n) 
   __m256i m0 = _mm256_setzero_si256(), m1 = m0, m2 = m0, m3 = m0;
   int64_t i = 0;
   for (; i + 32 <= n; i += 32) {
-    _mm_prefetch(reinterpret_cast<const char*>(data + i + kPrefetchFloats), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(data + i + 16 + kPrefetchFloats), _MM_HINT_T0);
+    torchquant::detail::prefetch_ahead(data + i, 32 * sizeof(float));
     const auto* v = reinterpret_cast<const __m256i*>(data + i);
     m0 = _mm256_max_epu32(m0, _mm256_and_si256(_mm256_loadu_si256(v), mask));
     m1 = _mm256_max_epu32(m1, _mm256_and_si256(_mm256_loadu_si256(v + 1), mask));

@@ -19,8 +19,7 @@ using AbsMaxBitsFn = uint32_t (*)(const float* data, int64_t n);
 AbsMaxBitsFn abs_max_bits_for(torchquant::detail::CpuIsa isa);
 
 /// The versions (call them through abs_max_bits_for). The vector ones (x86-64 only) keep four
-/// independent maxima and prefetch 8 KiB ahead: on the Xeon VM this was measured on, a core's
-/// hardware prefetchers alone left a single-threaded pass about a third slower.
+/// independent maxima and prefetch kPrefetchAhead bytes ahead (src/util/prefetch.h).
 uint32_t abs_max_bits_scalar(const float* data, int64_t n);
 uint32_t abs_max_bits_avx2(const float* data, int64_t n);
 uint32_t abs_max_bits_avx512(const float* data, int64_t n);

@@ -14,6 +14,7 @@
 #include "ops/cpu/mask_bits.h"
 #include "ops/cpu/quant_math.h"
 #include "ops/quant_common.h"
+#include "util/prefetch.h"
 
 namespace torchquant {
 namespace detail {
@@ -47,7 +48,7 @@ C10_ALWAYS_INLINE int quant_span(const Span<scalar_t, acc_t>& s) {
   const acc_t smul0 = smul[0], sdiv0 = sdiv[0], amax0 = amax[0], lo = s.lo, hi = s.hi;
   const int64_t n = s.n;
   int neg = 0;
-  for (int64_t i = 0; i < n; ++i) {
+  prefetched_loop(x, y, n, [&](int64_t i) {
     const acc_t xi = static_cast<acc_t>(x[i]);
     const acc_t q = round_half_even_small(clamp_keep_nan(xi * (kVec ? smul[i] : smul0), lo, hi));
     if constexpr (!kFake) {
@@ -61,7 +62,7 @@ C10_ALWAYS_INLINE int quant_span(const Span<scalar_t, acc_t>& s) {
     }
     if constexpr (kMask) m[i] = std::abs(xi) <= (kVec ? amax[i] : amax0);
     neg |= xi < acc_t(0);
-  }
+  });
   return neg;
 }
 

@@ -11,6 +11,7 @@
 
 #include "ops/cpu/cpu_kernels.h"
 #include "ops/cpu/mask_bits.h"
+#include "util/prefetch.h"
 
 namespace torchquant {
 namespace detail {
@@ -40,14 +41,14 @@ template <typename T>
 C10_ALWAYS_INLINE void masked_copy(const T* __restrict g, const bool* __restrict m,
                                    T* __restrict out, int64_t n) {
   const auto* mb = reinterpret_cast<const uint8_t*>(m);
-  for (int64_t i = 0; i < n; ++i) select_one(g, mb, out, i);
+  prefetched_loop(g, out, n, [&](int64_t i) { select_one(g, mb, out, i); });
 }
 
 // The same select written into the gradient itself (g is also the output: no __restrict__).
 template <typename T>
 C10_ALWAYS_INLINE void masked_zero(T* g, const bool* __restrict m, int64_t n) {
   const auto* mb = reinterpret_cast<const uint8_t*>(m);
-  for (int64_t i = 0; i < n; ++i) select_one(g, mb, g, i);
+  prefetched_loop(g, g, n, [&](int64_t i) { select_one(g, mb, g, i); });
 }
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
