@@ -197,5 +197,33 @@ TEST(FusedQuantConv, InferenceAndTheSwitch) {
   EXPECT_TRUE(y.equal(conv(x)));
 }
 
+// Without gradients on the CPU the fused path quantizes each input into the thread's buffer:
+// two layers in a row (the second quantizes while the first's output is alive), a large input
+// and then a smaller one (a narrowed view of the buffer), a clipping amax and a dynamic one, all
+// bit-identical to the unfused path; an output never shares the buffer.
+TEST(FusedQuantConv, InferenceThroughTheThreadBufferEqualsTheUnfusedPath) {
+  FusedSwitch restore;
+  torch::manual_seed(12);
+  nn::QuantConv2d first(torch::nn::Conv2dOptions(3, 8, 3).padding(1));
+  nn::QuantConv2d second(torch::nn::Conv2dOptions(8, 4, 3).stride(2));
+  clip_amax(first);
+  torch::NoGradGuard no_grad;
+  for (const auto& sizes : {std::vector<int64_t>{2, 3, 17, 17}, std::vector<int64_t>{1, 3, 6, 6}}) {
+    const at::Tensor x = torch::randn(sizes) * 2;
+    nn::set_fused_quant_conv(false);
+    const at::Tensor want = second(first(x));
+    nn::set_fused_quant_conv(true);
+    const at::Tensor hidden = first(x);
+    const at::Tensor kept = hidden.clone();
+    const at::Tensor got = second(hidden);
+    EXPECT_TRUE(got.equal(want)) << at::IntArrayRef(sizes);
+    EXPECT_TRUE(hidden.equal(kept))
+        << "the second layer's quantization overwrote the first's output";
+  }
+  nn::release_fused_quant_conv_buffers();
+  const at::Tensor x = torch::randn({1, 3, 9, 9});
+  EXPECT_TRUE(first(x).equal(first(x)));  // after a release, a fresh buffer
+}
+
 }  // namespace
 }  // namespace torchquant

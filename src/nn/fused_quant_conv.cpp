@@ -58,12 +58,17 @@ at::Tensor scratch_view(at::Tensor* buffer, c10::IntArrayRef sizes, const at::Te
 
 bool use_scratch(const at::Tensor& x) { return x.is_cpu() && !at::GradMode::is_enabled(); }
 
-at::Tensor quantize_input(const at::Tensor& x, const at::Tensor& amax, const c10::IValue& args) {
-  if (!use_scratch(x)) return quantize(x, amax, args);
+// fq(x) in the thread's scratch buffer (a CPU x), valid until the thread's next use of it.
+at::Tensor quantize_into_scratch(const at::Tensor& x, const at::Tensor& amax,
+                                 const c10::IValue& args) {
   at::Tensor out = scratch_view(&g_scratch.values, x.sizes(), x.options());
   const auto list = args.toIntList();
   ops::fake_tensor_quant_out(x, amax, list[0], list[1] != 0, list[2] != 0, out);
   return out;
+}
+
+at::Tensor quantize_input(const at::Tensor& x, const at::Tensor& amax, const c10::IValue& args) {
+  return use_scratch(x) ? quantize_into_scratch(x, amax, args) : quantize(x, amax, args);
 }
 
 std::tuple<at::Tensor, at::Tensor> quantize_input_with_mask(const at::Tensor& x,
@@ -168,10 +173,11 @@ c10::optional<at::Tensor> fused_conv_forward(const at::Tensor& input, const at::
                                              const TensorQuantizerImpl& input_quantizer,
                                              const TensorQuantizerImpl& weight_quantizer) {
   if (!g_fused || !quant_modules::is_active()) return c10::nullopt;
-  if (!(torchquant::detail::needs_grad(input) || torchquant::detail::needs_grad(weight) ||
-        (bias.defined() && torchquant::detail::needs_grad(bias)))) {
-    return c10::nullopt;  // inference: the unfused path saves nothing either
-  }
+  const bool inference =
+      !(torchquant::detail::needs_grad(input) || torchquant::detail::needs_grad(weight) ||
+        (bias.defined() && torchquant::detail::needs_grad(bias)));
+  // Inference on another device: the unfused path, which saves nothing either.
+  if (inference && !input.is_cpu()) return c10::nullopt;
   if (!std::holds_alternative<torch::enumtype::kZeros>(o.padding_mode())) return c10::nullopt;
   const auto* padding = std::get_if<torch::ExpandingArray<D>>(&o.padding());
   if (padding == nullptr) return c10::nullopt;  // 'same' / 'valid'
@@ -187,6 +193,14 @@ c10::optional<at::Tensor> fused_conv_forward(const at::Tensor& input, const at::
                  std::vector<int64_t>(D, 0),
                  false,
                  o.groups()};
+  if (inference) {
+    // No graph refers to fq(x): it goes into the thread's buffer like the training path's, and
+    // an eval forward maps no activation-sized tensor beyond the float model's.
+    const at::Tensor xq = quantize_into_scratch(input, xa->amax, c10::IValue(pack(*xa)));
+    const at::Tensor wq = quantize(weight, wa->amax, c10::IValue(pack(*wa)));
+    return at::convolution(xq, wq, bias, g.stride, g.padding, g.dilation, g.transposed,
+                           g.output_padding, g.groups);
+  }
   return QuantConvFunction::apply(
       input, weight, bias.defined() ? c10::optional<at::Tensor>(bias) : c10::nullopt, *xa, *wa, g);
 }

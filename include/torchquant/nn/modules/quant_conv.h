@@ -24,8 +24,9 @@ namespace nn {
 /// the quantized operands as one autograd node that keeps only the layer's input and weight and
 /// recomputes the quantization and its straight-through masks in backward. Outputs and gradients
 /// are bit-identical to the unfused graph; the memory of a training step drops by the quantized
-/// copies and masks of every activation (docs/benchmarks.md). Off: every quantizer records its
-/// own autograd node, as upstream.
+/// copies and masks of every activation (docs/benchmarks.md). Without gradients on the CPU the
+/// same switch quantizes the layer's input into the buffer below instead of a fresh tensor
+/// (outputs bit-identical). Off: every quantizer records its own autograd node, as upstream.
 ///
 /// \code
 ///   torchquant::nn::set_fused_quant_conv(false);  // e.g. to compare against the unfused graph
@@ -35,9 +36,9 @@ bool fused_quant_conv();
 
 /// On the CPU the fused path quantizes each layer's input into a buffer kept by the calling
 /// thread and reused by every layer and step (the quantized input lives only during the
-/// convolution), so a training step allocates no activation-sized tensor beyond the float
-/// graph's. The buffers hold the largest quantized convolution input seen (plus its mask, 1/32 of
-/// that); this frees the calling thread's buffers, e.g. after training.
+/// convolution), so a training step or an inference forward allocates no activation-sized tensor
+/// beyond the float model's. The buffers hold the largest quantized convolution input seen (plus
+/// its mask, 1/32 of that); this frees the calling thread's buffers, e.g. after training.
 ///
 /// \code
 ///   train(model);
@@ -53,10 +54,11 @@ template <size_t D>
 at::Tensor conv_forward(const at::Tensor& input, const at::Tensor& weight, const at::Tensor& bias,
                         const torch::nn::ConvOptions<D>& options);
 
-/// QuantConvNd's fused training path (see set_fused_quant_conv): the convolution of the quantized
-/// operands as one autograd node, or nullopt when the layer must take the unfused path (no
-/// gradient needed, non-zero padding mode, 'same'/'valid' padding, a quantizer that is not plain
-/// fake quantization, fusion switched off).
+/// QuantConvNd's fused path (see set_fused_quant_conv): the convolution of the quantized operands
+/// as one autograd node, or without gradients on the CPU of the input quantized into the thread's
+/// buffer; nullopt when the layer must take the unfused path (no gradient needed on another
+/// device, non-zero padding mode, 'same'/'valid' padding, a quantizer that is not plain fake
+/// quantization, fusion switched off).
 template <size_t D>
 c10::optional<at::Tensor> fused_conv_forward(const at::Tensor& input, const at::Tensor& weight,
                                              const at::Tensor& bias,
