@@ -1,6 +1,7 @@
-// The mse search's level loop (src/calib/mse_levels.h): the AVX-512 version sums what the scalar
-// one sums, to rounding, for every level count and candidate; it declines (and the dispatcher
-// falls back) where a guessed boundary is wrong; level_boundary is exact wherever it starts.
+// The mse search's level loop (src/calib/mse_levels.h): the AVX-512 and AVX2 versions sum what
+// the scalar one sums, to rounding, for every level count and candidate; they decline (and the
+// dispatcher falls back) where a guessed boundary is wrong; level_boundary is exact wherever it
+// starts.
 
 #include <gtest/gtest.h>
 
@@ -104,7 +105,7 @@ TEST(MseLevels, EveryVersionSumsTheSameLevels) {
       }
     }
   }
-  if (detail::supported_cpu_isa() == detail::CpuIsa::kAvx512) {
+  if (detail::supported_cpu_isa() != detail::CpuIsa::kScalar) {
     EXPECT_TRUE(vector_ran);
   }
 }
@@ -124,9 +125,12 @@ TEST(MseLevels, WrongGuessesFallBackToTheScalarWalk) {
     EXPECT_EQ(got.qqw, want.qqw);
     EXPECT_EQ(got.qx, want.qx);
 #if defined(__x86_64__)
+    LevelSums direct;
     if (isa == detail::CpuIsa::kAvx512) {
-      LevelSums direct;
       EXPECT_FALSE(calib::detail::level_sums_avx512(g.view, 0.0f, 127.0f, end, scale, &direct));
+    }
+    if (isa == detail::CpuIsa::kAvx2) {
+      EXPECT_FALSE(calib::detail::level_sums_avx2(g.view, 0.0f, 127.0f, end, scale, &direct));
     }
 #endif
   }

@@ -28,7 +28,7 @@ uint32_t abs_max_bits_scalar(const float* data, int64_t n) {
 
 #if defined(__x86_64__)
 
-TORCHQUANT_AVX512_WARNINGS_OFF
+TORCHQUANT_INTRINSICS_WARNINGS_OFF
 
 // Four vectors a step, one line of data each with AVX-512.
 TORCHQUANT_TARGET_AVX512 uint32_t abs_max_bits_avx512(const float* data, int64_t n) {
@@ -50,7 +50,7 @@ TORCHQUANT_TARGET_AVX512 uint32_t abs_max_bits_avx512(const float* data, int64_t
   return static_cast<uint32_t>(_mm512_reduce_max_epu32(m0));
 }
 
-TORCHQUANT_AVX512_WARNINGS_ON
+TORCHQUANT_INTRINSICS_WARNINGS_ON
 
 // Four vectors a step, two lines of data with AVX2.
 TORCHQUANT_TARGET_AVX2 uint32_t abs_max_bits_avx2(const float* data, int64_t n) {

@@ -10,7 +10,7 @@ namespace calib {
 namespace detail {
 namespace {
 
-TORCHQUANT_AVX512_WARNINGS_OFF
+TORCHQUANT_INTRINSICS_WARNINGS_OFF
 
 // 16 elements a step. Exact zeros are counted with a popcount and, like uncounted elements, left
 // out of `out` (compressed in a register, stored whole: the slack takes the rest).
@@ -67,7 +67,7 @@ TORCHQUANT_TARGET_AVX512 BinCodes bin_codes_avx512(const float* data, int64_t n,
   r.max_bits = static_cast<uint32_t>(_mm512_reduce_max_epu32(step.max_bits));
   return r;
 }
-TORCHQUANT_AVX512_WARNINGS_ON
+TORCHQUANT_INTRINSICS_WARNINGS_ON
 
 }  // namespace detail
 }  // namespace calib

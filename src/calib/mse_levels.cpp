@@ -2,6 +2,7 @@
 
 #include <c10/macros/Macros.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "util/x86_target.h"
@@ -83,7 +84,7 @@ LevelSums level_sums_scalar(const LevelGrid& g, float first, float max_bound, in
 
 #if defined(__x86_64__)
 
-TORCHQUANT_AVX512_WARNINGS_OFF
+TORCHQUANT_INTRINSICS_WARNINGS_OFF
 
 namespace {
 
@@ -162,7 +163,86 @@ TORCHQUANT_TARGET_AVX512 bool level_sums_avx512(const LevelGrid& g, float first,
   return true;
 }
 
-TORCHQUANT_AVX512_WARNINGS_ON
+namespace {
+
+// Lanes (as all-ones masks) of y whose round_half_even is the level or more (see Threshold).
+TORCHQUANT_TARGET_AVX2 __m128 reached4(__m128 y, __m128 half_below, __m128 even) {
+  return _mm_or_ps(_mm_cmpgt_ps(y, half_below), _mm_and_ps(_mm_cmpeq_ps(y, half_below), even));
+}
+
+// [prev lane 3, v lanes 0..2].
+TORCHQUANT_TARGET_AVX2 __m256d shifted_in4(__m256d v, __m256d prev) {
+  return _mm256_blend_pd(_mm256_permute4x64_pd(v, 0x90), _mm256_permute4x64_pd(prev, 0xff), 1);
+}
+
+}  // namespace
+
+// As level_sums_avx512, 4 levels a step: indices as int32 (n < 2^31), gathers with them.
+TORCHQUANT_TARGET_AVX2 bool level_sums_avx2(const LevelGrid& g, float first, float max_bound,
+                                            int64_t end, float scale, LevelSums* sums) {
+  if (g.n >= (int64_t{1} << 31) - 1) return false;
+  const double inv_scale = 1.0 / static_cast<double>(scale);
+  const __m256d step = _mm256_set1_pd(g.inv_spacing * inv_scale);
+  const __m256d base = _mm256_set1_pd(-(0.5 * inv_scale + g.first_centre) * g.inv_spacing);
+  const __m256d hi = _mm256_set1_pd(static_cast<double>(g.n));
+  const __m128 scale_v = _mm_set1_ps(scale);
+  const __m128i end_v = _mm_set1_epi32(static_cast<int32_t>(end));
+  const auto levels = static_cast<int64_t>(max_bound - first);
+  __m256d prev_w = _mm256_set1_pd(g.w[0]), prev_hi = _mm256_set1_pd(g.x_hi[0]);
+  __m256d prev_lo = _mm256_set1_pd(g.x_lo[0]);
+  __m256d qqw = _mm256_setzero_pd(), qx = qqw, qx_size = qqw;
+  const __m256d sign = _mm256_set1_pd(-0.0);
+  const __m128 lane_f = _mm_setr_ps(0, 1, 2, 3);
+  const __m128i lane_i = _mm_setr_epi32(0, 1, 2, 3);
+  for (int64_t k = 0; k < levels; k += 4) {
+    const __m128 lvl = _mm_add_ps(_mm_set1_ps(first + static_cast<float>(k)), lane_f);
+    const __m128 next = _mm_add_ps(lvl, _mm_set1_ps(1.0f));
+    // The last level and the lanes past it stop at `end`; the lanes past it add nothing.
+    const auto last = static_cast<int32_t>(std::min<int64_t>(levels - 1 - k, 4));
+    const __m128i at_end = _mm_cmpgt_epi32(lane_i, _mm_set1_epi32(last - 1));
+    const __m256d active = _mm256_castsi256_pd(
+        _mm256_cvtepi32_epi64(_mm_cmpgt_epi32(_mm_set1_epi32(last + 1), lane_i)));
+    __m256d guess = _mm256_add_pd(_mm256_mul_pd(_mm256_cvtps_pd(next), step), base);
+    guess = _mm256_min_pd(_mm256_max_pd(guess, _mm256_setzero_pd()), hi);  // NaN -> 0
+    const __m128i j =
+        _mm256_cvttpd_epi32(_mm256_round_pd(guess, _MM_FROUND_TO_POS_INF | _MM_FROUND_NO_EXC));
+    const __m128 before = _mm_mul_ps(_mm_i32gather_ps(g.probe, j, 4), scale_v);
+    const __m128 at =
+        _mm_mul_ps(_mm_i32gather_ps(g.probe, _mm_add_epi32(j, _mm_set1_epi32(1)), 4), scale_v);
+    const __m128 half_below = _mm_sub_ps(next, _mm_set1_ps(0.5f));
+    const __m128 even = _mm_castsi128_ps(_mm_cmpeq_epi32(
+        _mm_and_si128(_mm_cvttps_epi32(next), _mm_set1_epi32(1)), _mm_setzero_si128()));
+    const __m128 right =
+        _mm_andnot_ps(reached4(before, half_below, even), reached4(at, half_below, even));
+    if (_mm_movemask_ps(_mm_or_ps(right, _mm_castsi128_ps(at_end))) != 0xf) return false;
+    const __m128i stop = _mm_blendv_epi8(j, end_v, at_end);
+    const __m256d w = _mm256_i32gather_pd(g.w, stop, 8);
+    const __m256d x_hi = _mm256_i32gather_pd(g.x_hi, stop, 8);
+    const __m256d x_lo = _mm256_i32gather_pd(g.x_lo, stop, 8);
+    const __m256d q = _mm256_cvtps_pd(_mm_div_ps(lvl, scale_v));
+    const __m256d x = _mm256_add_pd(_mm256_sub_pd(x_hi, shifted_in4(x_hi, prev_hi)),
+                                    _mm256_sub_pd(x_lo, shifted_in4(x_lo, prev_lo)));
+    const __m256d term = _mm256_and_pd(_mm256_mul_pd(q, x), active);
+    qqw = _mm256_add_pd(qqw, _mm256_and_pd(_mm256_mul_pd(_mm256_mul_pd(q, q),
+                                                         _mm256_sub_pd(w, shifted_in4(w, prev_w))),
+                                           active));
+    qx = _mm256_add_pd(qx, term);
+    qx_size = _mm256_add_pd(qx_size, _mm256_andnot_pd(sign, term));
+    prev_w = w;
+    prev_hi = x_hi;
+    prev_lo = x_lo;
+  }
+  alignas(32) double lanes[3][4];
+  _mm256_store_pd(lanes[0], qqw);
+  _mm256_store_pd(lanes[1], qx);
+  _mm256_store_pd(lanes[2], qx_size);
+  sums->qqw = (lanes[0][0] + lanes[0][1]) + (lanes[0][2] + lanes[0][3]);
+  sums->qx = (lanes[1][0] + lanes[1][1]) + (lanes[1][2] + lanes[1][3]);
+  sums->qx_size = (lanes[2][0] + lanes[2][1]) + (lanes[2][2] + lanes[2][3]);
+  return true;
+}
+
+TORCHQUANT_INTRINSICS_WARNINGS_ON
 
 #endif
 
@@ -172,6 +252,10 @@ LevelSums level_sums(torchquant::detail::CpuIsa isa, const LevelGrid& g, float f
   LevelSums sums;
   if (isa == torchquant::detail::CpuIsa::kAvx512 &&
       level_sums_avx512(g, first, max_bound, end, scale, &sums)) {
+    return sums;
+  }
+  if (isa == torchquant::detail::CpuIsa::kAvx2 &&
+      level_sums_avx2(g, first, max_bound, end, scale, &sums)) {
     return sums;
   }
 #endif

@@ -1,7 +1,8 @@
 #pragma once
 // The inner loop of the mse amax search (amax_search.cpp): for one candidate scale, where the
 // quantization levels start along the histogram's centres and what each level's run of centres
-// adds to the score, from prefix sums. A scalar version and an AVX-512 one (8 levels a step).
+// adds to the score, from prefix sums. A scalar version, an AVX-512 one (8 levels a step) and an
+// AVX2 one (4).
 // Internal header.
 
 #include <cstdint>
@@ -43,11 +44,13 @@ struct LevelSums {
 };
 LevelSums level_sums_scalar(const LevelGrid& g, float first, float max_bound, int64_t end,
                             float scale);
-/// The same sums, 8 levels a step (x86-64 with AVX-512 only; summed in another order). Returns
-/// false without sums when a level's guessed boundary was wrong (the caller then uses the scalar
-/// version, which walks to the right one).
+/// The same sums, 8 (AVX-512) or 4 (AVX2) levels a step (x86-64 only; summed in another order).
+/// Return false without sums when a level's guessed boundary was wrong (the caller then uses the
+/// scalar version, which walks to the right one).
 bool level_sums_avx512(const LevelGrid& g, float first, float max_bound, int64_t end, float scale,
                        LevelSums* sums);
+bool level_sums_avx2(const LevelGrid& g, float first, float max_bound, int64_t end, float scale,
+                     LevelSums* sums);
 /// The version for an instruction set.
 LevelSums level_sums(torchquant::detail::CpuIsa isa, const LevelGrid& g, float first,
                      float max_bound, int64_t end, float scale);

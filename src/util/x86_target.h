@@ -11,14 +11,14 @@
 #define TORCHQUANT_TARGET_AVX2 __attribute__((target("avx2")))
 #define TORCHQUANT_TARGET_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
 
-/// Around AVX-512 code: GCC 12 warns about the undefined-value operand inside its own AVX-512
-/// intrinsics headers (the reductions and masked loads).
+/// Around intrinsics code: GCC 12 warns about the undefined-value operand inside its own headers
+/// (AVX-512 reductions and masked loads, AVX2 gathers).
 #if defined(__GNUC__) && !defined(__clang__)
-#define TORCHQUANT_AVX512_WARNINGS_OFF                                                       \
+#define TORCHQUANT_INTRINSICS_WARNINGS_OFF                                                   \
   _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Wmaybe-uninitialized\"") \
       _Pragma("GCC diagnostic ignored \"-Wuninitialized\"")
-#define TORCHQUANT_AVX512_WARNINGS_ON _Pragma("GCC diagnostic pop")
+#define TORCHQUANT_INTRINSICS_WARNINGS_ON _Pragma("GCC diagnostic pop")
 #else
-#define TORCHQUANT_AVX512_WARNINGS_OFF
-#define TORCHQUANT_AVX512_WARNINGS_ON
+#define TORCHQUANT_INTRINSICS_WARNINGS_OFF
+#define TORCHQUANT_INTRINSICS_WARNINGS_ON
 #endif
