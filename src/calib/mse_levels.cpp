@@ -66,12 +66,17 @@ int64_t level_boundary(const LevelGrid& g, float lvl, float scale, double guess)
 
 LevelSums level_sums_scalar(const LevelGrid& g, float first, float max_bound, int64_t end,
                             float scale) {
+  // g.guess(next, scale) as one multiply-add per level.
+  const double inv_scale = 1.0 / static_cast<double>(scale);
+  const double step = g.inv_spacing * inv_scale;
+  const double base = -(0.5 * inv_scale + g.first_centre) * g.inv_spacing;
   LevelSums s;
   int64_t from = 0;
   for (float lvl = first; lvl < max_bound; lvl += 1.0f) {
     const float next = lvl + 1.0f;
     const int64_t stop =
-        next >= max_bound ? end : level_boundary(g, next, scale, g.guess(next, scale));
+        next >= max_bound ? end
+                          : level_boundary(g, next, scale, static_cast<double>(next) * step + base);
     const double q = static_cast<double>(lvl / scale);
     const double term = q * ((g.x_hi[stop] - g.x_hi[from]) + (g.x_lo[stop] - g.x_lo[from]));
     s.qqw += q * q * (g.w[stop] - g.w[from]);
