@@ -1,26 +1,16 @@
 #include "calib/abs_max_bits.h"
 
-#include <cstring>
-
 #include "util/prefetch.h"
 #include "util/x86_target.h"
 
 namespace torchquant {
 namespace calib {
 namespace detail {
-namespace {
-
-constexpr uint32_t kAbsMask = 0x7fffffffu;
-
-}  // namespace
-
 // Plain C++ that the compiler vectorises.
 uint32_t abs_max_bits_scalar(const float* data, int64_t n) {
   uint32_t m = 0;
   for (int64_t i = 0; i < n; ++i) {
-    uint32_t b;
-    std::memcpy(&b, data + i, sizeof(b));
-    b &= kAbsMask;
+    const uint32_t b = abs_bits(data[i]);
     m = m < b ? b : m;
   }
   return m;

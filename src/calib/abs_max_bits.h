@@ -3,12 +3,24 @@
 // set. Internal header.
 
 #include <cstdint>
+#include <cstring>
 
 #include "util/cpu_isa.h"
 
 namespace torchquant {
 namespace calib {
 namespace detail {
+
+/// The bits of a float other than its sign.
+constexpr uint32_t kAbsMask = 0x7fffffffu;
+
+/// |x| as its bit pattern, which compares like an unsigned integer (Inf and NaN above every finite
+/// value): max |x| and "all finite" are one integer max reduction, which vectorises.
+inline uint32_t abs_bits(float v) {
+  uint32_t u;
+  std::memcpy(&u, &v, sizeof(u));
+  return u & kAbsMask;
+}
 
 /// The largest |x| bit pattern of `data[0, n)` (0 when n == 0). |x| bit patterns compare as
 /// unsigned integers compare the values, with Inf and NaN above every finite value: a result

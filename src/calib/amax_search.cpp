@@ -465,13 +465,6 @@ double EntropySearch::upstream_divergence(int64_t i) const {
 // ---------------------------------------------------------------------------------------------
 // MSE.
 
-/// Prefix sums of counts, counts*c and counts*c^2; the last two compensated (hi + lo).
-struct MomentPrefix {
-  double w = 0.0;
-  double x_hi = 0.0, x_lo = 0.0;
-  double xx_hi = 0.0, xx_lo = 0.0;
-};
-
 void compensated_add(double* hi, double* lo, double v) {
   const double s = *hi + v;
   const double vv = s - *hi;
@@ -508,6 +501,11 @@ class MseSearch {
   double per_centre_sum(int64_t end, float scale, double* bound) const;
   double per_level_sum(float first, int64_t end, float scale, double* bound) const;
   double run_score(int64_t begin, int64_t end, double q, double* bound) const;
+  /// sum of counts*c^2 over centres [begin, end).
+  double xx_range(int64_t begin, int64_t end) const {
+    return (prefix_xx_hi_[end] - prefix_xx_hi_[begin]) +
+           (prefix_xx_lo_[end] - prefix_xx_lo_[begin]);
+  }
 
   int64_t n_;
   float max_bound_;
@@ -517,9 +515,9 @@ class MseSearch {
   std::vector<float> weights_;           // counts as float32, as upstream
   std::vector<int64_t> nonzero_;         // the bins with a count, in order
   std::vector<int64_t> nonzero_before_;  // how many of them precede bin j
-  std::vector<MomentPrefix> prefix_;
-  // The same prefix sums of counts and counts * centre, one array each, for level_sums.
-  std::vector<double> prefix_w_, prefix_x_hi_, prefix_x_lo_;
+  // Prefix sums of counts, counts*c and counts*c^2, the last two compensated (hi + lo); one
+  // array each, as level_sums gathers them.
+  std::vector<double> prefix_w_, prefix_x_hi_, prefix_x_lo_, prefix_xx_hi_, prefix_xx_lo_;
   LevelGrid grid_;
   torchquant::detail::CpuIsa isa_;
 };
@@ -533,10 +531,11 @@ MseSearch::MseSearch(const HistogramView& h, int64_t num_bits, bool is_unsigned)
       probe_(n_ + 2),
       weights_(n_),
       nonzero_before_(n_ + 1, 0),
-      prefix_(n_ + 1),
       prefix_w_(n_ + 1),
       prefix_x_hi_(n_ + 1),
       prefix_x_lo_(n_ + 1),
+      prefix_xx_hi_(n_ + 1),
+      prefix_xx_lo_(n_ + 1),
       isa_(torchquant::detail::cpu_isa()) {
   for (int64_t j = 0; j < n_; ++j) {
     centers_[j] = (h.edges[j + 1] + h.edges[j]) / 2.0f;
@@ -545,14 +544,13 @@ MseSearch::MseSearch(const HistogramView& h, int64_t num_bits, bool is_unsigned)
     nonzero_before_[j + 1] = static_cast<int64_t>(nonzero_.size());
     const double w = weights_[j];
     const double c = centers_[j];
-    MomentPrefix next = prefix_[j];
-    next.w += w;
-    compensated_add(&next.x_hi, &next.x_lo, w * c);
-    compensated_add(&next.xx_hi, &next.xx_lo, (w * c) * c);
-    prefix_[j + 1] = next;
-    prefix_w_[j + 1] = next.w;
-    prefix_x_hi_[j + 1] = next.x_hi;
-    prefix_x_lo_[j + 1] = next.x_lo;
+    prefix_w_[j + 1] = prefix_w_[j] + w;
+    prefix_x_hi_[j + 1] = prefix_x_hi_[j];
+    prefix_x_lo_[j + 1] = prefix_x_lo_[j];
+    compensated_add(&prefix_x_hi_[j + 1], &prefix_x_lo_[j + 1], w * c);
+    prefix_xx_hi_[j + 1] = prefix_xx_hi_[j];
+    prefix_xx_lo_[j + 1] = prefix_xx_lo_[j];
+    compensated_add(&prefix_xx_hi_[j + 1], &prefix_xx_lo_[j + 1], (w * c) * c);
   }
   std::copy(centers_.begin(), centers_.end(), probe_.begin() + 1);
   probe_.front() = -std::numeric_limits<float>::infinity();
@@ -580,11 +578,10 @@ double MseSearch::run_score(int64_t begin, int64_t end, double q, double* bound)
     *bound += 8.0 * kDoubleEps * sum;
     return sum;
   }
-  const MomentPrefix& a = prefix_[begin];
-  const MomentPrefix& b = prefix_[end];
-  const double w = b.w - a.w;
-  const double x = (b.x_hi - a.x_hi) + (b.x_lo - a.x_lo);
-  const double xx = (b.xx_hi - a.xx_hi) + (b.xx_lo - a.xx_lo);
+  const double w = prefix_w_[end] - prefix_w_[begin];
+  const double x =
+      (prefix_x_hi_[end] - prefix_x_hi_[begin]) + (prefix_x_lo_[end] - prefix_x_lo_[begin]);
+  const double xx = xx_range(begin, end);
   const double qqw = q * q * w;
   const double qx = 2.0 * q * x;
   *bound += 8.0 * kDoubleEps * (qqw + std::fabs(qx) + xx);
@@ -611,8 +608,7 @@ double MseSearch::per_centre_sum(int64_t end, float scale, double* bound) const 
 double MseSearch::per_level_sum(float first, int64_t end, float scale, double* bound) const {
   const LevelSums sums = level_sums(isa_, grid_, first, max_bound_, end, scale);
   const double qqw = sums.qqw, qx = sums.qx, qx_size = sums.qx_size;
-  const double xx =
-      (prefix_[end].xx_hi - prefix_[0].xx_hi) + (prefix_[end].xx_lo - prefix_[0].xx_lo);
+  const double xx = xx_range(0, end);
   const double levels = static_cast<double>(max_bound_ - first) + 8.0;
   *bound += 2.0 * levels * kDoubleEps * (qqw + 2.0 * qx_size + xx);
   return qqw - 2.0 * qx + xx;

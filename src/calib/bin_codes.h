@@ -3,8 +3,8 @@
 // float32 rule without its division, in one vector loop per instruction set. Internal header.
 
 #include <cstdint>
-#include <cstring>
 
+#include "calib/abs_max_bits.h"
 #include "util/cpu_isa.h"
 
 namespace torchquant {
@@ -64,17 +64,6 @@ BinCodes bin_codes_avx2(const float* data, int64_t n, const BinRule& rule, bool 
                         int32_t* out, uint32_t* recheck);
 BinCodes bin_codes_avx512(const float* data, int64_t n, const BinRule& rule, bool skip_zeros,
                           int32_t* out, uint32_t* recheck);
-
-/// The bits of a float other than its sign.
-constexpr uint32_t kAbsMask = 0x7fffffffu;
-
-/// |x| as its bit pattern, which compares like an unsigned integer (Inf and NaN above every finite
-/// value): max |x| and "all finite" are one integer max reduction, which vectorises.
-inline uint32_t abs_bits(float v) {
-  uint32_t u;
-  std::memcpy(&u, &v, sizeof(u));
-  return u & kAbsMask;
-}
 
 }  // namespace detail
 }  // namespace calib

@@ -66,17 +66,15 @@ int64_t level_boundary(const LevelGrid& g, float lvl, float scale, double guess)
 
 LevelSums level_sums_scalar(const LevelGrid& g, float first, float max_bound, int64_t end,
                             float scale) {
-  // g.guess(next, scale) as one multiply-add per level.
-  const double inv_scale = 1.0 / static_cast<double>(scale);
-  const double step = g.inv_spacing * inv_scale;
-  const double base = -(0.5 * inv_scale + g.first_centre) * g.inv_spacing;
+  const LevelGrid::GuessLine line = g.guess_line(scale);
   LevelSums s;
   int64_t from = 0;
   for (float lvl = first; lvl < max_bound; lvl += 1.0f) {
     const float next = lvl + 1.0f;
     const int64_t stop =
-        next >= max_bound ? end
-                          : level_boundary(g, next, scale, static_cast<double>(next) * step + base);
+        next >= max_bound
+            ? end
+            : level_boundary(g, next, scale, static_cast<double>(next) * line.step + line.base);
     const double q = static_cast<double>(lvl / scale);
     const double term = q * ((g.x_hi[stop] - g.x_hi[from]) + (g.x_lo[stop] - g.x_lo[from]));
     s.qqw += q * q * (g.w[stop] - g.w[from]);
@@ -113,9 +111,8 @@ TORCHQUANT_TARGET_AVX512 __m512d shifted_in(__m512d v, __m512d prev) {
 // at `end`, as the last level does, and add nothing.
 TORCHQUANT_TARGET_AVX512 bool level_sums_avx512(const LevelGrid& g, float first, float max_bound,
                                                 int64_t end, float scale, LevelSums* sums) {
-  const double inv_scale = 1.0 / static_cast<double>(scale);
-  const __m512d step = _mm512_set1_pd(g.inv_spacing * inv_scale);
-  const __m512d base = _mm512_set1_pd(-(0.5 * inv_scale + g.first_centre) * g.inv_spacing);
+  const LevelGrid::GuessLine line = g.guess_line(scale);
+  const __m512d step = _mm512_set1_pd(line.step), base = _mm512_set1_pd(line.base);
   const __m512d hi = _mm512_set1_pd(static_cast<double>(g.n));
   const __m256 scale_v = _mm256_set1_ps(scale);
   const __m512i end_v = _mm512_set1_epi64(end);
@@ -186,9 +183,8 @@ TORCHQUANT_TARGET_AVX2 __m256d shifted_in4(__m256d v, __m256d prev) {
 TORCHQUANT_TARGET_AVX2 bool level_sums_avx2(const LevelGrid& g, float first, float max_bound,
                                             int64_t end, float scale, LevelSums* sums) {
   if (g.n >= (int64_t{1} << 31) - 1) return false;
-  const double inv_scale = 1.0 / static_cast<double>(scale);
-  const __m256d step = _mm256_set1_pd(g.inv_spacing * inv_scale);
-  const __m256d base = _mm256_set1_pd(-(0.5 * inv_scale + g.first_centre) * g.inv_spacing);
+  const LevelGrid::GuessLine line = g.guess_line(scale);
+  const __m256d step = _mm256_set1_pd(line.step), base = _mm256_set1_pd(line.base);
   const __m256d hi = _mm256_set1_pd(static_cast<double>(g.n));
   const __m128 scale_v = _mm_set1_ps(scale);
   const __m128i end_v = _mm_set1_epi32(static_cast<int32_t>(end));

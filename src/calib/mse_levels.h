@@ -24,10 +24,17 @@ struct LevelGrid {
   // level boundaries, which are then checked exactly.
   double first_centre = 0.0;
   double inv_spacing = 0.0;
-  /// The guess of level_boundary's index for level `lvl` at `scale`.
+  /// The guess of level_boundary's index for level `lvl` at `scale` is lvl * step + base.
+  struct GuessLine {
+    double step, base;
+  };
+  GuessLine guess_line(float scale) const {
+    const double inv_scale = 1.0 / static_cast<double>(scale);
+    return {inv_spacing * inv_scale, -(0.5 * inv_scale + first_centre) * inv_spacing};
+  }
   double guess(float lvl, float scale) const {
-    return ((static_cast<double>(lvl) - 0.5) / static_cast<double>(scale) - first_centre) *
-           inv_spacing;
+    const GuessLine line = guess_line(scale);
+    return static_cast<double>(lvl) * line.step + line.base;
   }
 };
 
