@@ -396,7 +396,8 @@ histogram increments are spread over four sub-histograms.
   figure yet. `build/tests/benchmarks/bench_cuda` (built with the CUDA kernels) measures the
   forward, the forward with its mask, the straight-through backward and the histogram against a
   device-to-device copy of the same tensor in bytes per second (goal: >= 85% of the copy's); where
-  no GPU is visible it reports that and measures nothing.
+  no GPU is visible it reports that and measures nothing. On a GPU machine it runs through
+  `scripts/device-check.sh` (docs/reliability.md, "CUDA"), which writes this section's table.
 """
 with open(os.path.join(root, "docs", "benchmarks.md"), "w") as f:
     f.write(doc)

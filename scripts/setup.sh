@@ -9,7 +9,7 @@ torch_version="$(cat "$root/scripts/torch-version.txt")"
 
 packages=(cmake ninja-build ccache g++ git libgtest-dev libgmock-dev libbenchmark-dev libfmt-dev libyaml-cpp-dev
           nlohmann-json3-dev libcli11-dev zlib1g-dev dataset-fashion-mnist
-          clang libclang-rt-14-dev librapidcheck-dev libjemalloc2)
+          clang libclang-rt-14-dev librapidcheck-dev libjemalloc2 patchelf)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

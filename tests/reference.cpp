@@ -6,6 +6,8 @@
 #include <fstream>
 #include <map>
 
+#include "test_helpers.h"
+
 namespace torchquant {
 namespace testing {
 namespace {
@@ -18,7 +20,7 @@ struct Reference {
 const Reference& reference() {
   static const Reference ref = [] {
     Reference r;
-    const std::string dir = TORCHQUANT_REFERENCE_DIR;
+    const std::string dir = data_dir("TORCHQUANT_REFERENCE_DIR", TORCHQUANT_REFERENCE_DIR);
     std::ifstream f(dir + "/ref_manifest.json");
     if (!f) throw std::runtime_error("cannot open " + dir + "/ref_manifest.json");
     f >> r.manifest;

@@ -5,9 +5,15 @@
 #include <ATen/TensorOperators.h>
 
 #include <cmath>
+#include <cstdlib>
 
 namespace torchquant {
 namespace testing {
+
+std::string data_dir(const char* name, const char* built_in) {
+  const char* env = std::getenv(name);
+  return env != nullptr && *env != '\0' ? env : built_in;
+}
 
 at::Tensor with_threads(int threads, const std::function<at::Tensor()>& fn) {
   const int before = at::get_num_threads();

@@ -38,6 +38,11 @@ inline std::vector<detail::CpuIsa> runnable_isas() {
   return isas;
 }
 
+/// A data folder of the tests: the environment variable `name` where it is set (a copy of the
+/// build run elsewhere, e.g. scripts/device-check.sh on a GPU machine), else `built_in` (the path
+/// CMake compiled in).
+std::string data_dir(const char* name, const char* built_in);
+
 /// Runs `fn` with the intra-op thread pool set to `threads`, restoring it afterwards.
 at::Tensor with_threads(int threads, const std::function<at::Tensor()>& fn);
 

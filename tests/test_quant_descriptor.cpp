@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
@@ -165,7 +166,8 @@ TEST(QuantDescriptor, JsonKeepsWhatUpstreamDictDrops) {
 TEST(QuantDescriptor, ReadsAndWritesUpstreamYaml) {
   // Files written by PyYAML exactly as pytorch_quantization's to_yaml() does (see
   // tests/data/upstream_yaml/README.md); reading them and writing back gives the same bytes.
-  const std::string dir = std::string(TORCHQUANT_TEST_DATA_DIR) + "/upstream_yaml/";
+  const std::string dir =
+      testing::data_dir("TORCHQUANT_TEST_DATA_DIR", TORCHQUANT_TEST_DATA_DIR) + "/upstream_yaml/";
   struct Expect {
     const char* file;
     QuantDescriptor desc;
@@ -187,6 +189,18 @@ TEST(QuantDescriptor, ReadsAndWritesUpstreamYaml) {
     EXPECT_EQ(d, e.desc) << e.file;
     EXPECT_EQ(d.to_yaml(), text) << e.file;
   }
+}
+
+// The data folders can move with a copy of the build (scripts/device-check.sh sets them).
+TEST(TestData, FolderFromTheEnvironmentBeforeTheBuiltInOne) {
+  const char* name = "TORCHQUANT_TEST_ONLY_DIR";
+  ::unsetenv(name);
+  EXPECT_EQ(testing::data_dir(name, "/built/in"), "/built/in");
+  ::setenv(name, "", 1);
+  EXPECT_EQ(testing::data_dir(name, "/built/in"), "/built/in");
+  ::setenv(name, "/elsewhere", 1);
+  EXPECT_EQ(testing::data_dir(name, "/built/in"), "/elsewhere");
+  ::unsetenv(name);
 }
 
 TEST(QuantDescriptor, ReadsPythonTupleTags) {
