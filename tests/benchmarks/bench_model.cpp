@@ -5,6 +5,7 @@
 //   float forward | fake-quant forward, dynamic amax | fake-quant forward, calibrated amax
 //   float forward+backward | fake-quant forward+backward (with peak memory of the step)
 //   one calibration batch: histogram calibrators on activations, max on weights
+//   Paired...: a benchmark and its baseline alternating within each iteration (their time ratio)
 // Regenerate docs/benchmarks.md with scripts/bench-report.py.
 
 #include <ATen/Parallel.h>
@@ -21,6 +22,9 @@
 #include <torchquant/utils/calibrate.h>
 #include <torchquant/utils/quantizers.h>
 
+#include <chrono>
+#include <functional>
+#include <string>
 #include <type_traits>
 
 #include "memory_tracker.h"
@@ -143,48 +147,9 @@ void setup(benchmark::State& state) {
   models();
 }
 
-template <typename Net>
-void forward(benchmark::State& state, Net& net) {
-  setup(state);
-  net.eval();
-  torch::NoGradGuard no_grad;
-  for (auto _ : state) benchmark::DoNotOptimize(net.forward(input()));
-}
-
-template <typename Net>
-void forward_backward(benchmark::State& state, Net& net) {
-  setup(state);
-  net.train();
-  auto& tracker = TrackingAllocator::install();
-  int64_t peak = 0;
-  for (auto _ : state) {
-    net.zero_grad();
-    const int64_t before = tracker.live();
-    tracker.reset_peak();
-    net.forward(input()).sum().backward();
-    peak = std::max(peak, tracker.peak() - before);
-  }
-  // Bytes allocated during the step above what was live before it (activations saved for
-  // backward, gradients, temporaries).
-  state.counters["peak_MB"] = static_cast<double>(peak) / (1 << 20);
-}
-
-void BM_FloatForward(benchmark::State& state) { forward(state, *models().float_net); }
-void BM_FakeQuantForwardDynamic(benchmark::State& state) { forward(state, *models().dynamic_net); }
-void BM_FakeQuantForwardCalibrated(benchmark::State& state) {
-  forward(state, *models().calibrated_net);
-}
-void BM_FloatForwardBackward(benchmark::State& state) {
-  forward_backward(state, *models().float_net);
-}
-void BM_FakeQuantForwardBackward(benchmark::State& state) {
-  forward_backward(state, *models().calibrated_net);
-}
-
-// One calibration batch: histogram calibrators on activations, max on weights, quantization off
-// (utils::calibrate's collect mode), eval mode without gradients.
-void BM_CalibrationBatch(benchmark::State& state) {
-  setup(state);
+// The calibrating copy: histogram calibrators on the activation inputs, max on the weights,
+// quantization off (utils::calibrate's collect mode).
+NetImpl<true>& calibrating_net() {
   static std::shared_ptr<NetImpl<true>> net = [] {
     auto n = models().quant_copy();
     for (auto& q : utils::named_quantizers(*n)) {
@@ -196,9 +161,112 @@ void BM_CalibrationBatch(benchmark::State& state) {
     utils::enable_calibration(*n);
     return n;
   }();
-  net->eval();
-  torch::NoGradGuard no_grad;
-  for (auto _ : state) benchmark::DoNotOptimize(net->forward(input()));
+  return *net;
+}
+
+// What one iteration of each benchmark does, the net in the mode it needs.
+template <typename Net>
+std::function<void()> forward_step(Net& net) {
+  return [&net] {
+    net.eval();
+    torch::NoGradGuard no_grad;
+    benchmark::DoNotOptimize(net.forward(input()));
+  };
+}
+
+template <typename Net>
+std::function<void()> training_step(Net& net) {
+  return [&net] {
+    net.train();
+    net.forward(input()).sum().backward();
+    net.zero_grad();  // frees the gradients: every step starts without them
+  };
+}
+
+std::function<void()> step(const std::string& name) {
+  Models& m = models();
+  if (name == "FloatForward") return forward_step(*m.float_net);
+  if (name == "FakeQuantForwardDynamic") return forward_step(*m.dynamic_net);
+  if (name == "FakeQuantForwardCalibrated") return forward_step(*m.calibrated_net);
+  // One calibration batch: eval mode without gradients, as utils::calibrate runs it.
+  if (name == "CalibrationBatch") return forward_step(calibrating_net());
+  if (name == "FloatForwardBackward") return training_step(*m.float_net);
+  return training_step(*m.calibrated_net);  // FakeQuantForwardBackward
+}
+
+void single(benchmark::State& state, const std::string& name) {
+  setup(state);
+  const auto run = step(name);
+  for (auto _ : state) run();
+}
+
+// Peak memory of a training step: the bytes allocated during the step above what was live before
+// it (activations saved for backward, gradients, temporaries).
+void training(benchmark::State& state, const std::string& name) {
+  setup(state);
+  const auto run = step(name);
+  auto& tracker = TrackingAllocator::install();
+  int64_t peak = 0;
+  for (auto _ : state) {
+    const int64_t before = tracker.live();
+    tracker.reset_peak();
+    run();
+    peak = std::max(peak, tracker.peak() - before);
+  }
+  state.counters["peak_MB"] = static_cast<double>(peak) / (1 << 20);
+}
+
+// A benchmark and its baseline back to back in every iteration, in alternating order, each timed
+// on its own: `ratio` is the benchmark's total time over the baseline's. This shared VM's speed
+// drifts within seconds (the float forward alone measured 21 to 61 ms within an hour), and the
+// separate benchmarks run seconds apart; paired within one iteration, both see the same drift.
+void paired(benchmark::State& state, const std::string& name, const std::string& base_name) {
+  setup(state);
+  const auto run = step(name);
+  const auto base = step(base_name);
+  using Clock = std::chrono::steady_clock;
+  const auto timed = [](const std::function<void()>& f) {
+    const auto t0 = Clock::now();
+    f();
+    return std::chrono::duration<double>(Clock::now() - t0).count();
+  };
+  double run_s = 0, base_s = 0;
+  bool base_first = true;
+  for (auto _ : state) {
+    if (base_first) base_s += timed(base);
+    run_s += timed(run);
+    if (!base_first) base_s += timed(base);
+    base_first = !base_first;
+  }
+  const auto n = static_cast<double>(state.iterations());
+  state.counters["ratio"] = run_s / base_s;
+  state.counters["ms"] = 1e3 * run_s / n;
+  state.counters["base_ms"] = 1e3 * base_s / n;
+}
+
+void BM_FloatForward(benchmark::State& state) { single(state, "FloatForward"); }
+void BM_FakeQuantForwardDynamic(benchmark::State& state) {
+  single(state, "FakeQuantForwardDynamic");
+}
+void BM_FakeQuantForwardCalibrated(benchmark::State& state) {
+  single(state, "FakeQuantForwardCalibrated");
+}
+void BM_CalibrationBatch(benchmark::State& state) { single(state, "CalibrationBatch"); }
+void BM_FloatForwardBackward(benchmark::State& state) { training(state, "FloatForwardBackward"); }
+void BM_FakeQuantForwardBackward(benchmark::State& state) {
+  training(state, "FakeQuantForwardBackward");
+}
+void BM_PairedDynamic(benchmark::State& state) {
+  paired(state, "FakeQuantForwardDynamic", "FloatForward");
+}
+void BM_PairedCalibrated(benchmark::State& state) {
+  paired(state, "FakeQuantForwardCalibrated", "FloatForward");
+}
+void BM_PairedCalibrationBatch(benchmark::State& state) {
+  paired(state, "CalibrationBatch", "FloatForward");
+}
+void BM_PairedForwardBackward(benchmark::State& state) {
+  paired(state, "FakeQuantForwardBackward", "FloatForwardBackward");
 }
 
 #define TORCHQUANT_MODEL_BENCH(fn) \
@@ -210,6 +278,10 @@ TORCHQUANT_MODEL_BENCH(BM_FakeQuantForwardCalibrated);
 TORCHQUANT_MODEL_BENCH(BM_CalibrationBatch);
 TORCHQUANT_MODEL_BENCH(BM_FloatForwardBackward);
 TORCHQUANT_MODEL_BENCH(BM_FakeQuantForwardBackward);
+TORCHQUANT_MODEL_BENCH(BM_PairedDynamic);
+TORCHQUANT_MODEL_BENCH(BM_PairedCalibrated);
+TORCHQUANT_MODEL_BENCH(BM_PairedCalibrationBatch);
+TORCHQUANT_MODEL_BENCH(BM_PairedForwardBackward);
 
 }  // namespace
 }  // namespace bench
