@@ -22,12 +22,13 @@
 #include <torchquant/utils/calibrate.h>
 #include <torchquant/utils/quantizers.h>
 
-#include <chrono>
 #include <functional>
 #include <string>
 #include <type_traits>
 
+#include "bench_common.h"
 #include "memory_tracker.h"
+#include "paired.h"
 
 namespace torchquant {
 namespace bench {
@@ -170,6 +171,7 @@ std::function<void()> forward_step(Net& net) {
   return [&net] {
     net.eval();
     torch::NoGradGuard no_grad;
+    new_batch(input());  // as a new batch would be, for the input quantizer's pass memo
     benchmark::DoNotOptimize(net.forward(input()));
   };
 }
@@ -178,6 +180,7 @@ template <typename Net>
 std::function<void()> training_step(Net& net) {
   return [&net] {
     net.train();
+    new_batch(input());
     net.forward(input()).sum().backward();
     net.zero_grad();  // frees the gradients: every step starts without them
   };
@@ -216,32 +219,10 @@ void training(benchmark::State& state, const std::string& name) {
   state.counters["peak_MB"] = static_cast<double>(peak) / (1 << 20);
 }
 
-// A benchmark and its baseline back to back in every iteration, in alternating order, each timed
-// on its own: `ratio` is the benchmark's total time over the baseline's. This shared VM's speed
-// drifts within seconds (the float forward alone measured 21 to 61 ms within an hour), and the
-// separate benchmarks run seconds apart; paired within one iteration, both see the same drift.
+// The benchmark and its baseline alternating within every iteration (paired.h).
 void paired(benchmark::State& state, const std::string& name, const std::string& base_name) {
   setup(state);
-  const auto run = step(name);
-  const auto base = step(base_name);
-  using Clock = std::chrono::steady_clock;
-  const auto timed = [](const std::function<void()>& f) {
-    const auto t0 = Clock::now();
-    f();
-    return std::chrono::duration<double>(Clock::now() - t0).count();
-  };
-  double run_s = 0, base_s = 0;
-  bool base_first = true;
-  for (auto _ : state) {
-    if (base_first) base_s += timed(base);
-    run_s += timed(run);
-    if (!base_first) base_s += timed(base);
-    base_first = !base_first;
-  }
-  const auto n = static_cast<double>(state.iterations());
-  state.counters["ratio"] = run_s / base_s;
-  state.counters["ms"] = 1e3 * run_s / n;
-  state.counters["base_ms"] = 1e3 * base_s / n;
+  torchquant::bench::paired(state, step(name), step(base_name));
 }
 
 void BM_FloatForward(benchmark::State& state) { single(state, "FloatForward"); }
