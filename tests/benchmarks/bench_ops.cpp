@@ -3,6 +3,8 @@
 //   Aten            ATen's fake_quantize_per_tensor_affine / _per_channel_affine (+ backward)
 //   Recipe          pytorch_quantization's CPU recipe as separate ATen ops (+ where() backward)
 //   TorchQuant      torchquant::fake_tensor_quant (fresh output, preallocated output, + backward)
+//   Paired...       TorchQuant's preallocated forward and forward+backward alternating with the
+//                   copy within each iteration (their time ratio)
 // fp32, 64x256x32x32 (16M elements), per tensor and per channel (axis 1); the argument is the
 // number of intra-op threads. docs/benchmarks.md is generated from this by scripts/bench-report.py.
 
@@ -16,6 +18,7 @@
 #include <cmath>
 
 #include "bench_common.h"
+#include "paired.h"
 
 namespace {
 
@@ -37,17 +40,20 @@ const at::Tensor& amax_of(bool per_channel) {
   return per_channel ? a.per_channel : a.per_tensor;
 }
 
-// Gradient of x after a backward of `forward(x)` with grad_out; the grad is dropped each time so
-// that AccumulateGrad takes the buffer instead of adding into it.
+// One step: the gradient of x after a backward of `forward(x)` with grad_out; the grad is dropped
+// each time so that AccumulateGrad takes the buffer instead of adding into it.
+template <typename F>
+void forward_backward_step(const at::Tensor& x, F forward) {
+  at::Tensor y = forward(x);
+  y.backward(data().grad_out);
+  benchmark::DoNotOptimize(x.grad().data_ptr());
+  x.mutable_grad().reset();
+}
+
 template <typename F>
 void forward_backward(benchmark::State& state, F forward) {
   at::Tensor x = data().x.detach().requires_grad_(true);
-  for (auto _ : state) {
-    at::Tensor y = forward(x);
-    y.backward(data().grad_out);
-    benchmark::DoNotOptimize(x.grad().data_ptr());
-    x.mutable_grad().reset();
-  }
+  for (auto _ : state) forward_backward_step(x, forward);
 }
 
 at::Tensor aten_fake_quant(const at::Tensor& x, bool per_channel) {
@@ -123,6 +129,37 @@ void BM_TorchQuant_FwdBwd(benchmark::State& state, bool per_channel) {
   finish(state);
 }
 
+// The forward into a preallocated output and the forward+backward again, each alternating with
+// the copy within every iteration (paired.h).
+void copy_step() {
+  data().out.copy_(data().x);
+  benchmark::ClobberMemory();
+}
+
+void BM_PairedTorchQuant_FwdPrealloc(benchmark::State& state, bool per_channel) {
+  setup(state);
+  torchquant::bench::paired(
+      state,
+      [&] {
+        torchquant::fake_tensor_quant_out(data().out, data().x, amax_of(per_channel));
+        benchmark::ClobberMemory();
+      },
+      copy_step);
+}
+
+void BM_PairedTorchQuant_FwdBwd(benchmark::State& state, bool per_channel) {
+  setup(state);
+  at::Tensor x = data().x.detach().requires_grad_(true);
+  torchquant::bench::paired(
+      state,
+      [&] {
+        forward_backward_step(x, [&](const at::Tensor& v) {
+          return torchquant::fake_tensor_quant(v, amax_of(per_channel));
+        });
+      },
+      copy_step);
+}
+
 void threads(benchmark::internal::Benchmark* b) {
   b->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.5);
 }
@@ -142,6 +179,10 @@ BENCHMARK_CAPTURE(BM_Aten_Fwd, PerChannel, true)->Apply(threads);
 BENCHMARK_CAPTURE(BM_Aten_FwdBwd, PerChannel, true)->Apply(threads);
 BENCHMARK_CAPTURE(BM_Recipe_Fwd, PerChannel, true)->Apply(threads);
 BENCHMARK_CAPTURE(BM_Recipe_FwdBwd, PerChannel, true)->Apply(threads);
+BENCHMARK_CAPTURE(BM_PairedTorchQuant_FwdPrealloc, PerTensor, false)->Apply(threads);
+BENCHMARK_CAPTURE(BM_PairedTorchQuant_FwdBwd, PerTensor, false)->Apply(threads);
+BENCHMARK_CAPTURE(BM_PairedTorchQuant_FwdPrealloc, PerChannel, true)->Apply(threads);
+BENCHMARK_CAPTURE(BM_PairedTorchQuant_FwdBwd, PerChannel, true)->Apply(threads);
 
 }  // namespace
 
