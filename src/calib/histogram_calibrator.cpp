@@ -12,7 +12,6 @@
 #include "calib/amax_search.h"
 #include "calib/histogram_kernel.h"
 #include "calib/histogram_merge.h"
-#include "calib/pass_memo.h"
 #include "calib/upstream_linspace.h"
 #include "ops/quant_ops.h"
 
@@ -87,33 +86,16 @@ void add_counts(HistogramState* h, const std::vector<int64_t>& batch) {
   for (size_t i = 0; i < batch.size(); ++i) h->counts[i] += batch[i];
 }
 
-// Counts one channel of float32 values on the CPU into `batch` (`num_bins` int64 bins over
-// [0, top]) and finds max |x|: the fused pass, or, for a whole tensor (`whole` defined) that this
-// thread already counted with the same rule in this state, the remembered pass (PassMemo).
-detail::AbsMax count_span(const float* data, int64_t n, float top, int64_t num_bins,
-                          bool skip_zeros, const at::Tensor* whole, std::vector<int64_t>* batch) {
-  detail::PassMemo& memo = detail::PassMemo::this_thread();
-  if (whole != nullptr) {
-    if (const detail::PassResult* r = memo.find(*whole, top, num_bins, skip_zeros)) {
-      *batch = r->counts;
-      return r->max;
-    }
-  }
-  batch->assign(static_cast<size_t>(num_bins), 0);
-  const detail::AbsMax m =
-      detail::accumulate_histogram(data, n, top, num_bins, skip_zeros, batch->data());
-  if (whole != nullptr) memo.record(*whole, top, num_bins, skip_zeros, {*batch, m});
-  return m;
-}
-
 // One channel of float32 values on the CPU, fused kernels and int64 counts. With a known range,
 // one pass counts and finds max |x|; only a batch that grows the range is counted again.
 void add_span(HistogramState* h, const float* data, int64_t n, int64_t initial_bins,
-              bool skip_zeros, const at::Tensor* whole, const char* where) {
+              bool skip_zeros, const char* where) {
   detail::AbsMax m;
   std::vector<int64_t> batch;
   if (!h->edges.empty()) {
-    m = count_span(data, n, h->edges.back(), h->num_bins, skip_zeros, whole, &batch);
+    batch.assign(static_cast<size_t>(h->num_bins), 0);
+    m = detail::accumulate_histogram(data, n, h->edges.back(), h->num_bins, skip_zeros,
+                                     batch.data());
   } else {
     m = detail::abs_max(data, n);
   }
@@ -121,7 +103,8 @@ void add_span(HistogramState* h, const float* data, int64_t n, int64_t initial_b
                     "from it");
   if (batch.empty() || m.max > h->edges.back()) {
     if (!prepare_range(h, m.max, initial_bins, skip_zeros ? 0 : n)) return;
-    count_span(data, n, h->edges.back(), h->num_bins, skip_zeros, whole, &batch);
+    batch.assign(static_cast<size_t>(h->num_bins), 0);
+    detail::accumulate_histogram(data, n, h->edges.back(), h->num_bins, skip_zeros, batch.data());
   }
   add_counts(h, batch);
 }
@@ -184,17 +167,13 @@ void HistogramCalibrator::collect(const at::Tensor& x) {
     TORCH_CHECK_VALUE(rows.isfinite().all().item<bool>(), kWhere,
                       ": the batch contains NaN or Inf; nothing was collected from it");
   }
-  // A whole tensor's pass is remembered for the next calibrator fed the same one (the values
-  // themselves, not a copy of them: a copy's storage dies with it).
-  const at::Tensor* whole =
-      channels == 1 && rows.is_alias_of(x) && detail::PassMemo::eligible(rows) ? &rows : nullptr;
   // Into a copy: an error in any channel leaves the collected state as it was.
   std::vector<HistogramState> next = hists_;
   next.resize(static_cast<size_t>(channels));
   for (int64_t c = 0; c < channels; ++c) {
     HistogramState* h = &next[static_cast<size_t>(c)];
     if (rows.is_cpu()) {
-      add_span(h, rows.data_ptr<float>() + c * inner, inner, initial_num_bins_, skip_zeros_, whole,
+      add_span(h, rows.data_ptr<float>() + c * inner, inner, initial_num_bins_, skip_zeros_,
                kWhere);
     } else {
       add_tensor(h, rows[c], initial_num_bins_, skip_zeros_);
