@@ -359,9 +359,6 @@ preallocated output to `fake_tensor_quant_out`.
   repetitions): both see the same drift of this VM. The paired copy also leaves the collect's
   input partly evicted from the cache, as a new batch would be; the separate MaxCollect reads a
   tensor that stays cached between its own iterations, which is why its separate ratio is lower.
-  Every collect here marks its tensor changed first (its version counter), as a new batch: the
-  histogram calibrator would otherwise take the counts of the same tensor's last pass from its
-  memo (docs/calibration.md).
 - The histogram pass dispatches by hand to its AVX-512, AVX2 or scalar
   version (the best the CPU runs, capped by `TORCHQUANT_CPU_ISA`); the AVX2 rows come from a
   second run of the same binary with `TORCHQUANT_CPU_ISA=avx2` and are ratios to that run's copy.
@@ -432,9 +429,7 @@ and masks the input gradient in place; the straight-through masks are bits; dyna
 (ATen's infinity norm is scalar code and made the dynamic forward 2.2× float); the scales of a
 float32 CPU amax are computed in one loop instead of a dozen small ATen ops (about 50 µs a call,
 30 calls a forward); the straight-through backward is a branch-free vectorised select; the
-histogram increments are spread over four sub-histograms; a tensor that feeds two quantized layers
-(each downsampling block's first convolution and its downsample) is counted once per calibration
-batch (docs/calibration.md, "One tensor, several calibrators").
+histogram increments are spread over four sub-histograms.
 
 ## Where the op time goes (issue 3)
 

