@@ -218,7 +218,7 @@ def model_section(model):
             paired = model[(pair, t)][2]
             g = f"≤ {goal}×" if goal else ""
             if goal:
-                verdicts.append(f"{key[3:]} ({t} thread{'s' if t == '2' else ''}): {paired:.2f}× "
+                verdicts.append(f"{key[3:]} ({t} thread{'s' if t == '2' else ''}): {paired:.3f}× "
                                 f"{base[3:]} paired ({r:.2f}× separate) — "
                                 f"{'met' if paired <= goal else 'missed'}")
             lines.append(f"| {key[3:]} | {t} | {ms:.1f} | {base_ms:.1f} ({base[3:]}) | {r:.2f} | "
@@ -242,7 +242,7 @@ def verdict(key, goal):
     for t in ("1", "2"):
         r = calib[(key, t)] / calib[("BM_Copy", t)]
         p = calib_paired[(key.replace("BM_", "BM_Paired"), t)]
-        parts.append(f"{p:.2f}× copy with {t} thread{'s' if t == '2' else ''} paired "
+        parts.append(f"{p:.3f}× copy with {t} thread{'s' if t == '2' else ''} paired "
                      f"({r:.2f}× separate; {'met' if p <= goal else 'missed'})")
     return ", ".join(parts)
 
