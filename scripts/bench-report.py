@@ -431,6 +431,25 @@ float32 CPU amax are computed in one loop instead of a dozen small ATen ops (abo
 30 calls a forward); the straight-through backward is a branch-free vectorised select; the
 histogram increments are spread over four sub-histograms.
 
+Where the calibration batch's time goes (the goal missed, most with 2 threads). Timers put
+temporarily around `HistogramCalibrator::collect` (not committed; `BM_CalibrationBatch`, one run):
+the 16 collects of a batch count 4.95M activation values in 4.9 ms with 1 thread and 3.1 ms with
+2, about 1 and 0.6 ns per value, against 0.7 and 0.4 ns for the same pass over a tensor that stays
+in the cache between calls; each collect also costs about 10 µs whatever its size (a 1024-value
+tensor). That is nearly all of the batch's extra time. The pass is bound by its stores: every
+non-zero value is one read-modify-write of a counter, and those commit at about one per cycle,
+which the counting loop nearly reaches. Tried this session and dropped: increments through 64-bit
+pointers (three micro-ops each instead of five; no change) and counting each 16 values right after
+their codes instead of per 512-value block (1.5-2.5× slower). With 2 threads the float model's
+convolutions speed up more than the pass does, so the ratio is higher there. A per-thread memo that
+let a second calibrator reuse the pass over the same tensor (each downsampling block's first
+convolution and its downsample share their input) saved 2-4% and was reverted: the tensor's
+version counter, its only guard, misses writes through `Tensor::data()` and raw pointers (a batch
+copied into a reused input buffer), which would have given a calibrator another batch's counts.
+With timers around the fused inference path (`BM_FakeQuantForwardCalibrated`, also removed),
+quantizing the inputs took 1.8 / 1.2 ms per forward (1 / 2 threads) and the weights 0.3 ms, of
+28 / 21 ms.
+
 ## Where the op time goes (issue 3)
 
 - Forward: one fused pass that reads x and writes y (and, under autograd, a bit mask of 1/32 of
