@@ -32,7 +32,8 @@ print(":".join(dirs))
 EOF
 )" || { echo "device-check: $python has no torch"; exit 1; }
 export LD_LIBRARY_PATH="$bundle/lib:$libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-if ldd "$bundle/bin/torchquant_tests" "$bundle/bin/bench_cuda" | grep -q "not found"; then
+# (grep without -q: it reads all of ldd's output, so pipefail sees no SIGPIPE.)
+if ldd "$bundle/bin/torchquant_tests" "$bundle/bin/bench_cuda" | grep "not found" >/dev/null; then
   echo "device-check: using this bundle's C++ runtime (fallback/):"
   ldd "$bundle/bin/torchquant_tests" | grep "not found"
   export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$bundle/fallback"

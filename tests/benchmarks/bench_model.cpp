@@ -23,6 +23,7 @@
 #include <torchquant/utils/quantizers.h>
 
 #include <functional>
+#include <stdexcept>
 #include <string>
 #include <type_traits>
 
@@ -191,7 +192,8 @@ std::function<void()> step(const std::string& name) {
   // One calibration batch: eval mode without gradients, as utils::calibrate runs it.
   if (name == "CalibrationBatch") return forward_step(calibrating_net());
   if (name == "FloatForwardBackward") return training_step(*m.float_net);
-  return training_step(*m.calibrated_net);  // FakeQuantForwardBackward
+  if (name == "FakeQuantForwardBackward") return training_step(*m.calibrated_net);
+  throw std::invalid_argument("bench_model: no step named " + name);
 }
 
 void single(benchmark::State& state, const std::string& name) {

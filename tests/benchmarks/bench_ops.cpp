@@ -112,12 +112,14 @@ void BM_TorchQuant_Fwd(benchmark::State& state, bool per_channel) {
   finish(state);
 }
 
+void fwd_prealloc_once(bool per_channel) {
+  torchquant::fake_tensor_quant_out(data().out, data().x, amax_of(per_channel));
+  benchmark::ClobberMemory();
+}
+
 void BM_TorchQuant_FwdPrealloc(benchmark::State& state, bool per_channel) {
   setup(state);
-  for (auto _ : state) {
-    torchquant::fake_tensor_quant_out(data().out, data().x, amax_of(per_channel));
-    benchmark::ClobberMemory();
-  }
+  for (auto _ : state) fwd_prealloc_once(per_channel);
   finish(state);
 }
 
@@ -131,20 +133,10 @@ void BM_TorchQuant_FwdBwd(benchmark::State& state, bool per_channel) {
 
 // The forward into a preallocated output and the forward+backward again, each alternating with
 // the copy within every iteration (paired.h).
-void copy_step() {
-  data().out.copy_(data().x);
-  benchmark::ClobberMemory();
-}
-
 void BM_PairedTorchQuant_FwdPrealloc(benchmark::State& state, bool per_channel) {
   setup(state);
   torchquant::bench::paired(
-      state,
-      [&] {
-        torchquant::fake_tensor_quant_out(data().out, data().x, amax_of(per_channel));
-        benchmark::ClobberMemory();
-      },
-      copy_step);
+      state, [&] { fwd_prealloc_once(per_channel); }, torchquant::bench::copy_once);
 }
 
 void BM_PairedTorchQuant_FwdBwd(benchmark::State& state, bool per_channel) {
@@ -157,7 +149,7 @@ void BM_PairedTorchQuant_FwdBwd(benchmark::State& state, bool per_channel) {
           return torchquant::fake_tensor_quant(v, amax_of(per_channel));
         });
       },
-      copy_step);
+      torchquant::bench::copy_once);
 }
 
 void threads(benchmark::internal::Benchmark* b) {
