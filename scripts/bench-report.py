@@ -33,26 +33,28 @@ def run(env_extra, program=binary, args=()):
     return json.loads(out)
 
 
-def rows(result):
-    """Time (ms) by (name, threads): the median of a benchmark's repetitions."""
+def medians(result, field):
+    """Median of `field` over a benchmark's repetitions, by (name, threads), for every benchmark
+    that reports it."""
     runs = {}
     for b in result["benchmarks"]:
-        if b.get("run_type", "iteration") != "iteration":
+        if b.get("run_type", "iteration") != "iteration" or field not in b:
             continue
         name = b["run_name"].replace("/min_time:0.500", "").replace("/real_time", "")
         parts = name.split("/")
-        runs.setdefault(("/".join(parts[:-1]), parts[-1]), []).append(b["real_time"])
-    return {key: median(t) for key, t in runs.items()}
+        runs.setdefault(("/".join(parts[:-1]), parts[-1]), []).append(b[field])
+    return {key: median(v) for key, v in runs.items()}
 
 
-def paired_ratios(result):
-    """Median `ratio` counter of each paired benchmark (paired.h), by (name, threads)."""
-    runs = {}
-    for b in result["benchmarks"]:
-        if b.get("run_type", "iteration") == "iteration" and "ratio" in b:
-            parts = b["run_name"].replace("/min_time:0.500", "").replace("/real_time", "").split("/")
-            runs.setdefault(("/".join(parts[:-1]), parts[-1]), []).append(b["ratio"])
-    return {key: median(r) for key, r in runs.items()}
+def rows(result):
+    """Time (ms) by (name, threads): the median of a benchmark's repetitions."""
+    return medians(result, "real_time")
+
+
+def times_and_pairs(result):
+    """The separate benchmarks' times and the paired benchmarks' ratios (paired.h) of one run."""
+    times = {key: ms for key, ms in rows(result).items() if not key[0].startswith("BM_Paired")}
+    return times, medians(result, "ratio")
 
 
 def table(times):
@@ -69,21 +71,13 @@ def ratio(times, a, b, threads):
 
 # Calibrators; the histogram pass and compute_amax also with their AVX2 versions (what a CPU
 # without AVX-512 runs).
-calib_result = run({}, calib_binary)
-calib = {key: ms for key, ms in rows(calib_result).items() if not key[0].startswith("BM_Paired")}
-calib_paired = paired_ratios(calib_result)
+calib, calib_paired = times_and_pairs(run({}, calib_binary))
 with open("/proc/cpuinfo") as f:
     flags = next((line for line in f if line.startswith("flags")), "").split()
 isa = "AVX-512" if {"avx512f", "avx512bw", "avx512dq", "avx512vl"} <= set(flags) else (
     "AVX2" if "avx2" in flags else "scalar")
 calib_avx2 = rows(run({"TORCHQUANT_CPU_ISA": "avx2"}, calib_binary,
                       ["--benchmark_filter=BM_Copy|BM_HistCollect|BM_ComputeAmax"]))
-def times_and_pairs(result):
-    """The separate benchmarks' times and the paired benchmarks' ratios of one run."""
-    times = {key: ms for key, ms in rows(result).items() if not key[0].startswith("BM_Paired")}
-    return times, paired_ratios(result)
-
-
 default, default_pairs = times_and_pairs(run({}))
 thp = rows(run({"THP_MEM_ALLOC_ENABLE": "1"}, args=["--benchmark_filter=-Paired"]))
 # A caching allocator (jemalloc from Debian's libjemalloc2, installed by scripts/setup.sh) keeps
