@@ -1,8 +1,9 @@
 // Autograd kernels: the straight-through estimator. Forward saves a mask (|x| <= amax, or
 // min <= x <= max; packed bits from the CPU kernels, bools otherwise) instead of the input;
-// backward is grad * mask.
+// backward is grad * mask, written into the gradient when autograd handed it over.
 
 #include <ATen/Functions.h>
+#include <c10/core/GradMode.h>
 #include <torch/csrc/autograd/custom_function.h>
 #include <torch/library.h>
 
@@ -20,6 +21,18 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
+/// Whether nothing but the caller holds `grad` or its memory, and no graph is being recorded: then
+/// writing the masked gradient into it cannot be seen by anyone (AccumulateGrad steals gradients
+/// by the same use counts). True for a gradient that the next layer's backward made for this node
+/// (a fresh convolution or matmul gradient); false for one that a caller passed to backward(),
+/// that a hook kept or that the engine keeps for the node's post hooks: those get a new tensor.
+bool handed_over(const at::Tensor& grad) {
+  return grad.use_count() == 1 && grad.has_storage() && grad.storage().use_count() == 1 &&
+         !c10::GradMode::is_enabled() && !grad.requires_grad() && !grad.is_inference() &&
+         grad.layout() == at::kStrided && grad.is_contiguous() && !grad._is_zerotensor() &&
+         !grad.is_neg() && !grad.is_conj();
+}
+
 /// Outputs (the first one differentiable, the rest not) and the mask of one forward.
 using MaskedForward = std::function<std::pair<variable_list, at::Tensor>()>;
 
@@ -36,10 +49,14 @@ struct SteFunction : public torch::autograd::Function<SteFunction> {
     return result.first;
   }
 
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+  // `grads` by reference: autograd's CppNode passes its own list, which then holds the only
+  // references to gradients handed to this node alone (a copy would double every use count).
+  static variable_list backward(AutogradContext* ctx, variable_list& grads) {
     const at::Tensor mask = ctx->get_saved_variables()[0];
-    at::Tensor grad_input = grads[0].defined() ? ops::ste_backward(grads[0], mask) : at::Tensor();
-    return {grad_input, at::Tensor()};
+    at::Tensor grad = std::move(grads[0]);
+    if (!grad.defined()) return {at::Tensor(), at::Tensor()};
+    if (handed_over(grad)) return {ops::ste_backward_(grad, mask), at::Tensor()};
+    return {ops::ste_backward(grad, mask), at::Tensor()};
   }
 };
 

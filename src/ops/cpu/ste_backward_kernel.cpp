@@ -1,5 +1,6 @@
 // CPU kernel of the straight-through estimator's backward: grad where the mask is set, else 0,
-// into a new tensor or into the gradient itself.
+// into a new tensor or into the gradient itself (with a packed mask: zeroing only the cleared
+// bits' elements).
 
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
@@ -80,6 +81,26 @@ void masked_copy_any(const T* g, const bool* m, T* out, int64_t n) {
   }
 }
 
+// In place with a packed mask (mask_bits.h): only elements whose bit is clear are written (to +0,
+// what select_one gives them); a word of 64 set bits is skipped without touching the gradient.
+// With a calibrated amax nearly every word is, so this reads little more than the mask's n / 8
+// bytes. `bits` holds the elements [0, n) of this call, the first at bit 0 of bits[0].
+template <typename T>
+void zero_cleared(T* g, const uint8_t* bits, int64_t n) {
+  for (int64_t base = 0; base < n; base += 64) {
+    const int64_t count = std::min<int64_t>(64, n - base);
+    uint64_t word = 0;
+    for (int64_t k = 0; k < (count + 7) / 8; ++k) {
+      word |= static_cast<uint64_t>(bits[base / 8 + k]) << (8 * k);
+    }
+    uint64_t cleared = ~word;
+    if (count < 64) cleared &= (uint64_t{1} << count) - 1;
+    for (; cleared != 0; cleared &= cleared - 1) {
+      std::memset(g + base + __builtin_ctzll(cleared), 0, sizeof(T));
+    }
+  }
+}
+
 }  // namespace
 
 void ste_backward_cpu(const at::Tensor& grad, const at::Tensor& mask,
@@ -96,8 +117,14 @@ void ste_backward_cpu(const at::Tensor& grad, const at::Tensor& mask,
           });
           return;
         }
-        // Packed bits (mask_bits.h), unpacked block by block into a bool buffer on the stack.
         const uint8_t* bits = mask.const_data_ptr<uint8_t>();
+        if (gp == op) {
+          for_each_mask_block(n, 1 << 20, [&](int64_t b, int64_t e, bool*) {
+            zero_cleared(op + b, bits + b / 8, e - b);
+          });
+          return;
+        }
+        // Packed bits (mask_bits.h), unpacked block by block into a bool buffer on the stack.
         for_each_mask_block(n, 32768, [&](int64_t b, int64_t e, bool* local) {
           unpack_mask_bits(bits + b / 8, e - b, local);
           masked_copy_any(gp + b, local, op + b, e - b);
