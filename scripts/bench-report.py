@@ -104,7 +104,7 @@ def op_summary(times, pairs):
     """Speed-up rows and goal rows (issue 3) of one allocator's run; the goals against the copy
     are judged on the paired ratios (the op and the copy alternating within each iteration), the
     separate benchmarks' ratio in brackets."""
-    speedups, goals = [], []
+    speedups, goals, network = [], [], []
     for kind in ("PerTensor", "PerChannel"):
         for t in ("1", "2"):
             fb = f"BM_TorchQuant_FwdBwd/{kind}"
@@ -125,11 +125,19 @@ def op_summary(times, pairs):
                 f"| {both_p:.2f}× paired ({both:.2f}× separate; {ok(both_p, 2.6)}) "
                 f"| {vs_aten:.1f}× ({ok(vs_aten, 5, False)}) "
                 f"| {vs_recipe:.1f}× ({ok(vs_recipe, 5, False)}) |")
-    return "\n".join(speedups), "\n".join(goals)
+            ho = f"BM_TorchQuant_FwdBwdHandedOver/{kind}"
+            ho_copy = ratio(times, ho, "BM_Copy", t)
+            ho_aten = ratio(times, f"BM_Aten_FwdBwdHandedOver/{kind}", ho, t)
+            ho_recipe = ratio(times, f"BM_Recipe_FwdBwd/{kind}", ho, t)
+            network.append(
+                f"| {kind} | {t} | {ho_copy:.2f}× ({ok(ho_copy, 2.6)}) "
+                f"| {ho_aten:.1f}× ({ok(ho_aten, 5, False)}) "
+                f"| {ho_recipe:.1f}× ({ok(ho_recipe, 5, False)}) |")
+    return "\n".join(speedups), "\n".join(goals), "\n".join(network)
 
 
-speedups, op_goals = op_summary(cached, cached_pairs)
-speedups_default, op_goals_default = op_summary(default, default_pairs)
+speedups, op_goals, op_network = op_summary(cached, cached_pairs)
+speedups_default, op_goals_default, op_network_default = op_summary(default, default_pairs)
 
 def calib_section():
     lines = ["| benchmark | threads | ms | × copy |", "|---|---|---|---|"]
@@ -293,7 +301,11 @@ load time; the histogram pass with its {isa} version, dispatched by hand).
 
 - `TorchQuant_Fwd`: `fake_tensor_quant` returning a fresh tensor.
 - `TorchQuant_FwdPrealloc`: `fake_tensor_quant_out` into a preallocated tensor.
-- `TorchQuant_FwdBwd`: forward with autograd (output + a mask of 1 bit per element), then backward.
+- `TorchQuant_FwdBwd`: forward with autograd (output + a mask of 1 bit per element), then
+  `backward(grad)` with a gradient the caller keeps: the backward writes a new tensor.
+- `*_FwdBwdHandedOver`: the same forward, then the backward node called with a gradient that
+  nobody else holds, as the next layer's backward (a convolution's, a matmul's) hands it over in a
+  network; torchquant then writes the masked gradient into it (ATen's backward allocates anyway).
 - `PairedTorchQuant_*`: `FwdPrealloc` and `FwdBwd` alternating with the copy (goal columns).
 - `Aten_*`: ATen's `fake_quantize_per_tensor_affine` / `fake_quantize_per_channel_affine` (+ backward).
 - `Recipe_*`: pytorch_quantization's CPU recipe as separate ATen ops (abs/max, mul, round, clamp,
@@ -310,6 +322,15 @@ libjemalloc2, installed by `scripts/setup.sh`).
 |---|---|---|---|---|---|---|
 {op_goals}
 
+The forward+backward goals again, with the gradient handed over as in a network
+(`*_FwdBwdHandedOver`; the recipe's `where` allocates either way, so its figure is the same run's
+`Recipe_FwdBwd`). The backward then reads the 1-bit mask and writes only where it is clear (the
+clipped elements); the step costs about the forward's traffic.
+
+| amax | threads | fwd+bwd (≤ 2.6× copy) | fwd+bwd vs ATen (≥ 5×) | fwd+bwd vs recipe (≥ 5×) |
+|---|---|---|---|---|
+{op_network}
+
 The same goals with glibc's default allocator, which unmaps every 64 MB block on free and
 page-faults it back on first touch (4 KiB pages, about 4 ms per fresh 64 MB output on this VM,
 more than the kernel itself): a fresh output cannot meet them there; `fake_tensor_quant_out`
@@ -318,6 +339,10 @@ into a preallocated tensor or a caching allocator (jemalloc, tcmalloc) are the f
 | amax | threads | fwd, preallocated output (≤ 1.3× copy) | fwd, fresh output (≤ 1.3×) | fwd+bwd (≤ 2.6× copy) | fwd+bwd vs ATen (≥ 5×) | fwd+bwd vs recipe (≥ 5×) |
 |---|---|---|---|---|---|---|
 {op_goals_default}
+
+| amax | threads | fwd+bwd, handed over (≤ 2.6× copy) | vs ATen (≥ 5×) | vs recipe (≥ 5×) |
+|---|---|---|---|---|
+{op_network_default}
 
 ### Speed-ups of torchquant (jemalloc)
 
@@ -457,8 +482,13 @@ quantizing the inputs took 1.8 / 1.2 ms per forward (1 / 2 threads) and the weig
   kernel, 3.5% packing and unpacking the mask bits, about 10% the benchmark's own setup (random
   data) and the rest page faults and allocator. Both kernels are memory-bound.
 - The mask is 1 bit per element on the CPU (it was 1 byte: 16 MB written and read back per
-  step at this size, now 2 MB). Where a gradient is owned by the caller of backward alone
-  (QuantConv's fused node), the mask is applied in place instead of into a fresh tensor.
+  step at this size, now 2 MB). Where autograd hands the backward node a gradient that nobody
+  else holds (the next layer's backward made it: `fake_tensor_quant`'s node checks the tensor's
+  and its memory's use counts, as AccumulateGrad does before stealing a gradient; QuantConv's
+  fused node owns the gradient of its own convolution), the mask is applied in place: only the
+  elements whose bit is clear are written, and a 64-element word of set bits is skipped, so the
+  backward reads the 2 MB mask and little else (`*_FwdBwdHandedOver`). A gradient the caller of
+  `backward()` passed, or that a hook kept, gets a new tensor (`TorchQuant_FwdBwd`).
 - CUDA: the kernels compile and link in CI; no GPU was lent to this task, so there is no CUDA
   figure yet. `build/tests/benchmarks/bench_cuda` (built with the CUDA kernels) measures the
   forward, the forward with its mask, the straight-through backward and the histogram against a

@@ -3,6 +3,7 @@
 //   Aten            ATen's fake_quantize_per_tensor_affine / _per_channel_affine (+ backward)
 //   Recipe          pytorch_quantization's CPU recipe as separate ATen ops (+ where() backward)
 //   TorchQuant      torchquant::fake_tensor_quant (fresh output, preallocated output, + backward)
+//   ...HandedOver   forward+backward with the gradient handed to the backward node, as in a network
 //   Paired...       TorchQuant's preallocated forward and forward+backward alternating with the
 //                   copy within each iteration (their time ratio)
 // fp32, 64x256x32x32 (16M elements), per tensor and per channel (axis 1); the argument is the
@@ -11,8 +12,10 @@
 #include <ATen/Functions.h>
 #include <ATen/Parallel.h>
 #include <ATen/TensorOperators.h>
+#include <ATen/core/grad_mode.h>
 #include <benchmark/benchmark.h>
 #include <torch/csrc/autograd/autograd.h>
+#include <torch/csrc/autograd/function.h>
 #include <torchquant/tensor_quant.h>
 
 #include <cmath>
@@ -56,6 +59,25 @@ void forward_backward(benchmark::State& state, F forward) {
   for (auto _ : state) forward_backward_step(x, forward);
 }
 
+// The same step as in a network: the quantizer's backward node gets a gradient that nobody else
+// holds, as the next layer's backward (a convolution's, a matmul's) hands it over; here it is
+// called directly with the gradient moved in (without grad mode, as autograd's engine does). The
+// gradient's memory is recycled from step to step (`pool`): a node that writes into it hands the
+// same memory back, one that allocates a new tensor frees the old one.
+template <typename F>
+void handed_over(benchmark::State& state, F forward) {
+  at::Tensor x = data().x.detach().requires_grad_(true);
+  at::Tensor pool = data().grad_out.clone();
+  for (auto _ : state) {
+    const at::Tensor y = forward(x);
+    const at::NoGradGuard no_grad;  // as the engine runs a backward without create_graph
+    torch::autograd::variable_list grads;
+    grads.push_back(std::move(pool));
+    pool = std::move((*y.grad_fn())(std::move(grads))[0]);
+    benchmark::DoNotOptimize(pool.data_ptr());
+  }
+}
+
 at::Tensor aten_fake_quant(const at::Tensor& x, bool per_channel) {
   if (!per_channel) {
     return at::fake_quantize_per_tensor_affine(x, amax_of(false).item<double>() / 127.0, 0, -127,
@@ -80,6 +102,12 @@ void BM_Aten_Fwd(benchmark::State& state, bool per_channel) {
 void BM_Aten_FwdBwd(benchmark::State& state, bool per_channel) {
   setup(state);
   forward_backward(state, [&](const at::Tensor& x) { return aten_fake_quant(x, per_channel); });
+  finish(state);
+}
+
+void BM_Aten_FwdBwdHandedOver(benchmark::State& state, bool per_channel) {
+  setup(state);
+  handed_over(state, [&](const at::Tensor& x) { return aten_fake_quant(x, per_channel); });
   finish(state);
 }
 
@@ -131,6 +159,14 @@ void BM_TorchQuant_FwdBwd(benchmark::State& state, bool per_channel) {
   finish(state);
 }
 
+void BM_TorchQuant_FwdBwdHandedOver(benchmark::State& state, bool per_channel) {
+  setup(state);
+  handed_over(state, [&](const at::Tensor& x) {
+    return torchquant::fake_tensor_quant(x, amax_of(per_channel));
+  });
+  finish(state);
+}
+
 // The forward into a preallocated output and the forward+backward again, each alternating with
 // the copy within every iteration (paired.h).
 void BM_PairedTorchQuant_FwdPrealloc(benchmark::State& state, bool per_channel) {
@@ -162,6 +198,8 @@ BENCHMARK_CAPTURE(BM_TorchQuant_FwdPrealloc, PerTensor, false)->Apply(threads);
 BENCHMARK_CAPTURE(BM_TorchQuant_FwdBwd, PerTensor, false)->Apply(threads);
 BENCHMARK_CAPTURE(BM_Aten_Fwd, PerTensor, false)->Apply(threads);
 BENCHMARK_CAPTURE(BM_Aten_FwdBwd, PerTensor, false)->Apply(threads);
+BENCHMARK_CAPTURE(BM_TorchQuant_FwdBwdHandedOver, PerTensor, false)->Apply(threads);
+BENCHMARK_CAPTURE(BM_Aten_FwdBwdHandedOver, PerTensor, false)->Apply(threads);
 BENCHMARK_CAPTURE(BM_Recipe_Fwd, PerTensor, false)->Apply(threads);
 BENCHMARK_CAPTURE(BM_Recipe_FwdBwd, PerTensor, false)->Apply(threads);
 BENCHMARK_CAPTURE(BM_TorchQuant_Fwd, PerChannel, true)->Apply(threads);
@@ -169,6 +207,8 @@ BENCHMARK_CAPTURE(BM_TorchQuant_FwdPrealloc, PerChannel, true)->Apply(threads);
 BENCHMARK_CAPTURE(BM_TorchQuant_FwdBwd, PerChannel, true)->Apply(threads);
 BENCHMARK_CAPTURE(BM_Aten_Fwd, PerChannel, true)->Apply(threads);
 BENCHMARK_CAPTURE(BM_Aten_FwdBwd, PerChannel, true)->Apply(threads);
+BENCHMARK_CAPTURE(BM_TorchQuant_FwdBwdHandedOver, PerChannel, true)->Apply(threads);
+BENCHMARK_CAPTURE(BM_Aten_FwdBwdHandedOver, PerChannel, true)->Apply(threads);
 BENCHMARK_CAPTURE(BM_Recipe_Fwd, PerChannel, true)->Apply(threads);
 BENCHMARK_CAPTURE(BM_Recipe_FwdBwd, PerChannel, true)->Apply(threads);
 BENCHMARK_CAPTURE(BM_PairedTorchQuant_FwdPrealloc, PerTensor, false)->Apply(threads);
