@@ -126,8 +126,19 @@ TEST(Calibrators, NanOrInfIsAnErrorThatKeepsState) {
     expect_error([&] { max_calib.collect(poisoned); }, {"MaxCalibrator::collect", "NaN or Inf"});
     expect_error([&] { hist_calib.collect(poisoned); },
                  {"HistogramCalibrator::collect", "NaN or Inf"});
+    expect_error([&] { max_calib.collect(poisoned.to(at::kDouble)); },
+                 {"MaxCalibrator::collect", "NaN or Inf"});
     EXPECT_EQ(max_calib.compute_amax()->item<float>(), good.abs().max().item<float>());
     EXPECT_EQ(total(hist_calib.histogram()), 100);
+    // Per channel (a weight's amax per output channel): the bad value's row names it.
+    MaxCalibrator per_row(8, std::vector<int64_t>{0});
+    per_row.collect(good.reshape({4, 25}));
+    expect_error(
+        [&] {
+          per_row.collect(poisoned.reshape({4, 25}));
+        },
+        {"MaxCalibrator::collect", "NaN or Inf"});
+    EXPECT_TRUE(torch::equal(*per_row.compute_amax(), good.reshape({4, 25}).abs().amax(1, true)));
   }
 }
 
