@@ -21,6 +21,29 @@ x = torch.tensor([-3.0, -2.0, 0.5, 2.0, 2.5], requires_grad=True)
 ops.fake_tensor_quant(x, torch.tensor(2.0)).sum().backward()
 assert x.grad.tolist() == [0.0, 1.0, 1.0, 1.0, 0.0], x.grad
 
+# A gradient Python holds is left as it was (the backward writes only into a gradient autograd
+# handed over, such as the one MulBackward makes here: x.grad is then that gradient's memory).
+x.grad = None
+y = ops.fake_tensor_quant(x, torch.tensor(2.0))
+held = torch.tensor([5.0, 6.0, 7.0, 8.0, 9.0])
+y.backward(held)
+assert held.tolist() == [5.0, 6.0, 7.0, 8.0, 9.0], held
+assert x.grad.tolist() == [0.0, 6.0, 7.0, 8.0, 0.0], x.grad
+x.grad = None
+y = ops.fake_tensor_quant(x, torch.tensor(2.0))
+handed = []
+y.register_hook(lambda g: handed.append(g.data_ptr()))
+(y * 3).sum().backward()
+assert x.grad.tolist() == [0.0, 3.0, 3.0, 3.0, 0.0], x.grad
+assert handed == [x.grad.data_ptr()], (handed, x.grad.data_ptr())
+x.grad = None
+y = ops.fake_tensor_quant(x, torch.tensor(2.0))
+kept = []
+y.register_hook(lambda g: kept.append(g))  # Python now holds the gradient: not written into
+(y * 3).sum().backward()
+assert kept[0].tolist() == [3.0] * 5, kept
+assert x.grad.tolist() == [0.0, 3.0, 3.0, 3.0, 0.0], x.grad
+
 # Works inside TorchScript too.
 @torch.jit.script
 def scripted(t: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
@@ -35,4 +58,4 @@ try:
 except RuntimeError as e:
     assert "amax must be non-negative" in str(e), e
 
-print("python ops: 5 passed, 0 failed")
+print("python ops: 8 passed, 0 failed")

@@ -22,15 +22,17 @@ using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
 /// Whether nothing but the caller holds `grad` or its memory, and no graph is being recorded: then
-/// writing the masked gradient into it cannot be seen by anyone (AccumulateGrad steals gradients
-/// by the same use counts). True for a gradient that the next layer's backward made for this node
-/// (a fresh convolution or matmul gradient); false for one that a caller passed to backward(),
-/// that a hook kept or that the engine keeps for the node's post hooks: those get a new tensor.
+/// writing the masked gradient into it cannot be seen by anyone. The tensor's rule is the one
+/// AccumulateGrad steals gradients by (one use, or two where the second is a Python wrapper that
+/// nothing else in Python references); its memory must have no other user either. True for a
+/// gradient that the next layer's backward made for this node (a fresh convolution or matmul
+/// gradient); false for one that a caller passed to backward(), that a hook kept or that the
+/// engine keeps for the node's post hooks: those get a new tensor.
 bool handed_over(const at::Tensor& grad) {
-  return grad.use_count() == 1 && grad.has_storage() && grad.storage().use_count() == 1 &&
-         !c10::GradMode::is_enabled() && !grad.requires_grad() && !grad.is_inference() &&
-         grad.layout() == at::kStrided && grad.is_contiguous() && !grad._is_zerotensor() &&
-         !grad.is_neg() && !grad.is_conj();
+  return torch::autograd::impl::is_tensor_stealable(grad) && grad.has_storage() &&
+         grad.storage().use_count() == 1 && !c10::GradMode::is_enabled() && !grad.requires_grad() &&
+         !grad.is_inference() && grad.layout() == at::kStrided && grad.is_contiguous() &&
+         !grad._is_zerotensor() && !grad.is_neg() && !grad.is_conj();
 }
 
 /// Outputs (the first one differentiable, the rest not) and the mask of one forward.
