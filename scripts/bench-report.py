@@ -457,7 +457,7 @@ the 16 collects of a batch count 4.95M activation values in 4.9 ms with 1 thread
 in the cache between calls; each collect also costs about 10 µs whatever its size (a 1024-value
 tensor). That is nearly all of the batch's extra time. The pass is bound by its stores: every
 non-zero value is one read-modify-write of a counter, and those commit at about one per cycle,
-which the counting loop nearly reaches. Tried this session and dropped: increments through 64-bit
+which the counting loop nearly reaches. Tried and dropped: increments through 64-bit
 pointers (three micro-ops each instead of five; no change) and counting each 16 values right after
 their codes instead of per 512-value block (1.5-2.5× slower). With 2 threads the float model's
 convolutions speed up more than the pass does, so the ratio is higher there. A per-thread memo that
