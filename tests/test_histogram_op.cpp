@@ -119,10 +119,16 @@ TEST(AbsHistogramOp, CpuCountsAsHistcWithInt64) {
   for (detail::CpuIsa isa : runnable_isas()) {
     SCOPED_TRACE("instruction set " + std::to_string(static_cast<int>(isa)));
     detail::ScopedCpuIsaCap cap(isa);
-    for (int64_t bins : {1, 7, 2048, 5000}) {
-      const at::Tensor ours = ops::abs_histogram(x, top, bins, false);
-      EXPECT_EQ(ours.scalar_type(), torch::kLong);
-      EXPECT_TRUE(torch::equal(ours, at::histc(x.abs(), bins, 0, top).to(torch::kLong))) << bins;
+    // Each thread keeps its sub-histograms between calls up to 8192 bins (above, they are
+    // temporary): every bin count again after others, on 1 and 2 threads.
+    for (int threads : {1, 2}) {
+      for (int64_t bins : {1, 7, 2048, 5000, 9000, 2048, 7, 8192}) {
+        const at::Tensor ours =
+            testing::with_threads(threads, [&] { return ops::abs_histogram(x, top, bins, false); });
+        EXPECT_EQ(ours.scalar_type(), torch::kLong);
+        EXPECT_TRUE(torch::equal(ours, at::histc(x.abs(), bins, 0, top).to(torch::kLong)))
+            << bins << " bins, " << threads << " threads";
+      }
     }
     const at::Tensor skipped = ops::abs_histogram(x, top, 64, true);
     const at::Tensor kept = ops::abs_histogram(x, top, 64, false);

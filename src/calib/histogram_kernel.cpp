@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <vector>
 
@@ -27,46 +28,68 @@ AbsMax from_bits(uint32_t bits) {
   return {v, bits <= kMaxFiniteBits};
 }
 
-// One thread's range: int32 counts in kCopies interleaved sub-histograms (num_bins + 1 slots
-// each, the last for "not counted"), flushed into the int64 `counts` before they could overflow.
-// Code i increments copy i % kCopies: runs of one bin would otherwise be a chain of increments of
-// one counter, each waiting for the last store. While counting one block it prefetches the next:
-// the hardware prefetchers stop at 4 KiB page boundaries and see no loads during the counting, so
-// without it every block started with a wait for memory (a third of the pass on this VM's Xeon).
-// Returns the max |x| bits.
+constexpr int64_t kBlock = 512;
+constexpr size_t kCopies = 4;
+// Up to this many bins a thread keeps its sub-histograms between calls (160 KiB at most).
+constexpr int64_t kKeptBinsLimit = 8192;
+
+// A thread's working memory for histogram_serial: int32 counts in kCopies interleaved
+// sub-histograms (num_bins + 1 slots each, the last for "not counted"), all zero between calls
+// (flush_into clears what it adds), and the block buffers. Kept per thread for the usual bin
+// counts: a calibration batch makes a collect per quantizer, and allocating and clearing this
+// anew each time cost more than counting a small activation.
+struct Scratch {
+  std::vector<int32_t> sub;
+  std::vector<int32_t> codes = std::vector<int32_t>(kBlock + kCodeSlack);
+  std::vector<uint32_t> recheck = std::vector<uint32_t>(kBlock + kCodeSlack);
+  bool clean = true;  // false from the first increment until flush_into: zero it before use
+
+  void prepare(size_t slots) {
+    if (!clean || sub.size() != kCopies * slots) sub.assign(kCopies * slots, 0);
+    clean = false;
+  }
+  // Adds the sub-histograms (the last slot dropped) and `first_bin` more elements of bin 0 into
+  // `counts` under `lock`, clearing the sub-histograms.
+  void flush_into(int64_t* counts, size_t slots, int64_t first_bin, std::mutex* lock) {
+    std::lock_guard<std::mutex> guard(*lock);
+    counts[0] += first_bin;
+    for (size_t b = 0; b + 1 < slots; ++b) {
+      int64_t sum = 0;
+      for (size_t c = 0; c < kCopies; ++c) {
+        sum += sub[c * slots + b];
+        sub[c * slots + b] = 0;
+      }
+      counts[b] += sum;
+    }
+    for (size_t c = 0; c < kCopies; ++c) sub[c * slots + slots - 1] = 0;
+    clean = true;
+  }
+};
+
+// One thread's range, counted into `scratch` and flushed into `counts` (under `lock`) at the end
+// and before the int32 counts could overflow. Code i increments copy i % kCopies: runs of one bin
+// would otherwise be a chain of increments of one counter, each waiting for the last store. While
+// counting one block it prefetches the next: the hardware prefetchers stop at 4 KiB page
+// boundaries and see no loads during the counting, so without it every block started with a wait
+// for memory (a third of the pass on this VM's Xeon). Returns the max |x| bits.
 uint32_t histogram_serial(const float* data, int64_t n, const BinRule& rule, bool skip_zeros,
-                          int64_t* counts) {
-  constexpr int64_t kBlock = 512;
+                          Scratch* scratch, int64_t* counts, std::mutex* lock) {
   constexpr int64_t kLine = 64 / sizeof(float);
-  constexpr size_t kCopies = 4;
   const auto slots = static_cast<size_t>(rule.num_bins) + 1;
-  std::vector<int32_t> sub(kCopies * slots, 0);
-  std::vector<int32_t> codes(kBlock + kCodeSlack);
-  std::vector<uint32_t> recheck(kBlock + kCodeSlack);
+  scratch->prepare(slots);
   const BinCodesFn bin_codes = bin_codes_for(torchquant::detail::cpu_isa());
   uint32_t m = 0;
   int64_t first_bin = 0;
   int64_t since_flush = 0;
-  auto flush = [&] {
-    for (size_t b = 0; b < slots; ++b) {
-      int64_t sum = 0;
-      for (size_t c = 0; c < kCopies; ++c) sum += sub[c * slots + b];
-      counts[b] += sum;
-    }
-    counts[0] += first_bin;
-    first_bin = 0;
-    std::fill(sub.begin(), sub.end(), 0);
-    since_flush = 0;
-  };
-  int32_t* s0 = sub.data();
+  int32_t* s0 = scratch->sub.data();
   int32_t* s1 = s0 + slots;
   int32_t* s2 = s1 + slots;
   int32_t* s3 = s2 + slots;
-  const int32_t* code = codes.data();
+  const int32_t* code = scratch->codes.data();
   for (int64_t begin = 0; begin < n; begin += kBlock) {
     const int64_t len = std::min(kBlock, n - begin);
-    const BinCodes found =
-        bin_codes(data + begin, len, rule, skip_zeros, codes.data(), recheck.data());
+    const BinCodes found = bin_codes(data + begin, len, rule, skip_zeros, scratch->codes.data(),
+                                     scratch->recheck.data());
     m = std::max(m, found.max_bits);
     first_bin += found.first_bin;
     // The next block's lines spread over the counting of this block's codes (fewer codes than
@@ -91,11 +114,16 @@ uint32_t histogram_serial(const float* data, int64_t n, const BinRule& rule, boo
     }
     for (; ahead < next_len; ahead += kLine) __builtin_prefetch(next + ahead);
     for (; i < found.size; ++i) ++s0[code[i]];
-    for (int64_t k = 0; k < found.rechecks; ++k) ++s1[rule.exact(recheck[k])];
+    for (int64_t k = 0; k < found.rechecks; ++k) ++s1[rule.exact(scratch->recheck[k])];
     since_flush += len;
-    if (since_flush > (int64_t{1} << 30)) flush();
+    if (since_flush > (int64_t{1} << 30)) {
+      scratch->flush_into(counts, slots, first_bin, lock);
+      scratch->prepare(slots);
+      first_bin = 0;
+      since_flush = 0;
+    }
   }
-  flush();
+  scratch->flush_into(counts, slots, first_bin, lock);
   return m;
 }
 
@@ -124,7 +152,6 @@ AbsMax accumulate_histogram(const float* data, int64_t n, float top, int64_t num
     // A grown histogram (up to 2^24 bins): per-thread private copies would cost 24 bytes a bin
     // each; count serially into one int64 scratch instead.
     std::vector<int64_t> direct(static_cast<size_t>(num_bins) + 1, 0);
-    constexpr int64_t kBlock = 1024;
     std::vector<int32_t> codes(kBlock + kCodeSlack);
     std::vector<uint32_t> recheck(kBlock + kCodeSlack);
     const BinCodesFn bin_codes = bin_codes_for(torchquant::detail::cpu_isa());
@@ -144,12 +171,13 @@ AbsMax accumulate_histogram(const float* data, int64_t n, float top, int64_t num
   std::mutex mutex;
   uint32_t total = 0;
   at::parallel_for(0, n, kGrain, [&](int64_t begin, int64_t end) {
-    std::vector<int64_t> local(static_cast<size_t>(num_bins) + 1, 0);
-    const uint32_t part =
-        histogram_serial(data + begin, end - begin, rule, skip_zeros, local.data());
+    thread_local Scratch kept;
+    std::unique_ptr<Scratch> temporary;
+    if (num_bins > kKeptBinsLimit) temporary = std::make_unique<Scratch>();
+    const uint32_t part = histogram_serial(data + begin, end - begin, rule, skip_zeros,
+                                           temporary ? temporary.get() : &kept, counts, &mutex);
     std::lock_guard<std::mutex> lock(mutex);
     total = std::max(total, part);
-    for (int64_t b = 0; b < num_bins; ++b) counts[b] += local[static_cast<size_t>(b)];
   });
   return from_bits(total);
 }
