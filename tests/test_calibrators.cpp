@@ -44,6 +44,42 @@ TEST(HistogramCalibrator, GrowthKeepsOldCountsAndWidth) {
   }
 }
 
+// collect's fast path (a contiguous float32 CPU batch within the known range) and its general
+// path (any layout or dtype, growth, errors) build the same histograms: one calibrator is fed
+// contiguous batches, the other the same values through a transposed view. The sequence has
+// batches in range, half zeros, all zeros, a growing max, a NaN (refused by both, state kept).
+TEST(HistogramCalibrator, FastPathEqualsGeneralPath) {
+  torch::manual_seed(31);
+  for (bool skip_zeros : {false, true}) {
+    HistogramCalibrator fast(8, c10::nullopt, false, 512, skip_zeros);
+    HistogramCalibrator general(8, c10::nullopt, false, 512, skip_zeros);
+    const std::vector<at::Tensor> batches = {
+        torch::randn({64, 50}), torch::randn({64, 50}) * 0.5, torch::relu(torch::randn({64, 50})),
+        torch::zeros({64, 50}), torch::randn({64, 50}) * 3,   torch::full({64, 50}, NAN),
+        torch::randn({64, 50})};
+    int64_t counted = 0;
+    for (const at::Tensor& batch : batches) {
+      const bool bad = torch::isnan(batch).any().item<bool>();
+      if (!bad) counted += skip_zeros ? batch.ne(0).sum().item<int64_t>() : batch.numel();
+      for (auto* calib : {&fast, &general}) {
+        const at::Tensor input =
+            calib == &fast ? batch : batch.t().contiguous().t();  // same values, not contiguous
+        ASSERT_EQ(input.is_contiguous(), calib == &fast);
+        if (bad) {
+          expect_error([&] { calib->collect(input); }, {"NaN or Inf"});
+        } else {
+          calib->collect(input);
+        }
+      }
+      ASSERT_EQ(fast.histogram().counts, general.histogram().counts);
+      ASSERT_EQ(fast.histogram().edges, general.histogram().edges);
+    }
+    EXPECT_EQ(total(fast.histogram()), counted) << "every value counted once";
+    EXPECT_EQ(fast.compute_amax(ComputeAmaxOptions("entropy"))->item<float>(),
+              general.compute_amax(ComputeAmaxOptions("entropy"))->item<float>());
+  }
+}
+
 // Deliberate difference (docs/calibration.md): upstream's float32 arange can end below the new
 // max, and its histc then drops the largest values. These maxima were found by running upstream's
 // rule in torch: arange(0, max + width, width) ends at 14998.568359375 (one edge short of

@@ -60,12 +60,17 @@ class HistogramCalibrator : public Calibrator {
 
  private:
   float search(const HistogramState& h, const ComputeAmaxOptions& options) const;
+  /// collect's common case: a contiguous float32 CPU batch for a per-tensor histogram whose
+  /// range is known. Counts it and returns true when it fits that range; otherwise (NaN or Inf,
+  /// a larger max, any other case) changes nothing and returns false.
+  bool collect_in_range(const at::Tensor& x);
 
   int64_t initial_num_bins_;
   bool skip_zeros_;
   std::vector<HistogramState> hists_;
   std::vector<int64_t> amax_shape_;
   c10::optional<c10::Device> device_;
+  std::vector<int64_t> batch_counts_;  // collect_in_range's counts of one batch, kept allocated
 };
 
 }  // namespace calib
