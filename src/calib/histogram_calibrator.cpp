@@ -142,6 +142,7 @@ bool HistogramCalibrator::collect_in_range(const at::Tensor& x) {
     return false;
   }
   HistogramState& h = hists_.front();
+  if (static_cast<int64_t>(h.counts.size()) < h.num_bins) return false;  // prepare_range's job
   batch_counts_.assign(static_cast<size_t>(h.num_bins), 0);
   const detail::AbsMax m =
       detail::accumulate_histogram(x.const_data_ptr<float>(), x.numel(), h.edges.back(), h.num_bins,

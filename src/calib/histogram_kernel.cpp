@@ -30,7 +30,7 @@ AbsMax from_bits(uint32_t bits) {
 
 constexpr int64_t kBlock = 512;
 constexpr size_t kCopies = 4;
-// Up to this many bins a thread keeps its sub-histograms between calls (160 KiB at most).
+// Up to this many bins a thread keeps its sub-histograms between calls (about 130 KiB).
 constexpr int64_t kKeptBinsLimit = 8192;
 
 // A thread's working memory for histogram_serial: int32 counts in kCopies interleaved
