@@ -9,12 +9,15 @@
 #include <functional>
 #include <vector>
 
+#include "test_helpers.h"
 #include "torchquant/calib/histogram_calibrator.h"
 #include "torchquant/calib/max_calibrator.h"
 #include "torchquant/tensor_quant.h"
 
 namespace torchquant {
 namespace {
+
+using testing::bit_equal;
 
 constexpr int64_t kElements = int64_t{1} << 20;
 
@@ -27,16 +30,6 @@ class ThreadCountGuard {
  private:
   int before_;
 };
-
-/// Same dtype, shape and bits.
-bool bit_equal(const at::Tensor& a, const at::Tensor& b) {
-  if (a.scalar_type() != b.scalar_type() || a.sizes() != b.sizes()) return false;
-  const auto int_type = a.element_size() == 8   ? at::kLong
-                        : a.element_size() == 4 ? at::kInt
-                        : a.element_size() == 2 ? at::kShort
-                                                : at::kByte;
-  return torch::equal(a.contiguous().view(int_type), b.contiguous().view(int_type));
-}
 
 /// Runs `fn` with 1 thread, twice with 2 threads, and once more with 1, and expects the same bits
 /// from every run.

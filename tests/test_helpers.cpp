@@ -15,6 +15,15 @@ std::string data_dir(const char* name, const char* built_in) {
   return env != nullptr && *env != '\0' ? env : built_in;
 }
 
+bool bit_equal(const at::Tensor& a, const at::Tensor& b) {
+  if (a.scalar_type() != b.scalar_type() || a.sizes() != b.sizes()) return false;
+  const auto int_type = a.element_size() == 8   ? at::kLong
+                        : a.element_size() == 4 ? at::kInt
+                        : a.element_size() == 2 ? at::kShort
+                                                : at::kByte;
+  return torch::equal(a.contiguous().view(int_type), b.contiguous().view(int_type));
+}
+
 at::Tensor with_threads(int threads, const std::function<at::Tensor()>& fn) {
   const int before = at::get_num_threads();
   at::set_num_threads(threads);

@@ -43,6 +43,9 @@ inline std::vector<detail::CpuIsa> runnable_isas() {
 /// CMake compiled in).
 std::string data_dir(const char* name, const char* built_in);
 
+/// Same dtype, shape and bits (NaN payloads and -0.0 included).
+bool bit_equal(const at::Tensor& a, const at::Tensor& b);
+
 /// Runs `fn` with the intra-op thread pool set to `threads`, restoring it afterwards.
 at::Tensor with_threads(int threads, const std::function<at::Tensor()>& fn);
 

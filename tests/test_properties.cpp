@@ -15,12 +15,15 @@
 #include <vector>
 
 #include "grid_eps.h"
+#include "test_helpers.h"
 #include "torchquant/calib/histogram_calibrator.h"
 #include "torchquant/calib/max_calibrator.h"
 #include "torchquant/tensor_quant.h"
 
 namespace torchquant {
 namespace {
+
+using testing::bit_equal;
 
 constexpr int kDefaultCases = 60;
 
@@ -106,15 +109,6 @@ FqCase gen_fq_case() {
   if (c.is_unsigned) x = x.abs();
   c.x = x.to(dtype);
   return c;
-}
-
-/// The same bits (NaN and -0.0 included).
-bool bit_equal(const at::Tensor& a, const at::Tensor& b) {
-  if (a.scalar_type() != b.scalar_type() || a.sizes() != b.sizes()) return false;
-  const auto int_type = a.element_size() == 8   ? at::kLong
-                        : a.element_size() == 4 ? at::kInt
-                                                : at::kShort;
-  return torch::equal(a.contiguous().view(int_type), b.contiguous().view(int_type));
 }
 
 // (a) |fq(x) - clamp(x, lowest, amax)| <= step/2 + dtype tolerance, with step = amax / max_bound

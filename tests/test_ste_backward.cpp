@@ -11,30 +11,18 @@
 
 #include "ops/cpu/mask_bits.h"
 #include "ops/quant_ops.h"
+#include "test_helpers.h"
 #include "torchquant/tensor_quant.h"
 
 namespace torchquant {
 namespace {
 
+using testing::bit_equal;
+
 at::Tensor packed(const at::Tensor& mask) {
   at::Tensor bits = torch::empty({detail::packed_mask_bytes(mask.numel())}, torch::kByte);
   detail::pack_mask_bits(mask.data_ptr<bool>(), mask.numel(), bits.data_ptr<uint8_t>());
   return bits;
-}
-
-// The same bits: an integer view of each element (NaN payloads and -0 included).
-bool same_bits(const at::Tensor& a, const at::Tensor& b) {
-  const auto as_int = [](const at::Tensor& t) {
-    switch (t.element_size()) {
-      case 2:
-        return t.view(torch::kShort);
-      case 4:
-        return t.view(torch::kInt);
-      default:
-        return t.view(torch::kLong);
-    }
-  };
-  return a.scalar_type() == b.scalar_type() && torch::equal(as_int(a), as_int(b));
 }
 
 // Every length around the 64-element words and the kernel's blocks, masks from all set to all
@@ -60,11 +48,11 @@ TEST(SteBackward, PackedMaskInPlaceEqualsOutOfPlace) {
         const at::Tensor mask = torch::rand({n}).ge(cleared);
         const at::Tensor bits = packed(mask);
         const at::Tensor expected = ops::ste_backward(grad, bits);
-        ASSERT_TRUE(same_bits(expected, torch::where(mask, grad, torch::zeros_like(grad))));
+        ASSERT_TRUE(bit_equal(expected, torch::where(mask, grad, torch::zeros_like(grad))));
         at::Tensor in_place = grad.clone();
         const at::Tensor& result = ops::ste_backward_(in_place, bits);
         ASSERT_TRUE(result.is_same(in_place));
-        ASSERT_TRUE(same_bits(in_place, expected)) << dtype << " n=" << n << " cleared=" << cleared;
+        ASSERT_TRUE(bit_equal(in_place, expected)) << dtype << " n=" << n << " cleared=" << cleared;
       }
     }
   }
