@@ -86,6 +86,15 @@ void add_counts(HistogramState* h, const std::vector<int64_t>& batch) {
   for (size_t i = 0; i < batch.size(); ++i) h->counts[i] += batch[i];
 }
 
+// Counts `n` float32 values into `batch` (resized to h's bins, zeroed) over h's known range in one
+// pass, which also finds their max |x|: the counts are h's only if that max is finite and in range.
+detail::AbsMax count_in_range(const HistogramState& h, const float* data, int64_t n,
+                              bool skip_zeros, std::vector<int64_t>* batch) {
+  batch->assign(static_cast<size_t>(h.num_bins), 0);
+  return detail::accumulate_histogram(data, n, h.edges.back(), h.num_bins, skip_zeros,
+                                      batch->data());
+}
+
 // One channel of float32 values on the CPU, fused kernels and int64 counts. With a known range,
 // one pass counts and finds max |x|; only a batch that grows the range is counted again.
 void add_span(HistogramState* h, const float* data, int64_t n, int64_t initial_bins,
@@ -93,9 +102,7 @@ void add_span(HistogramState* h, const float* data, int64_t n, int64_t initial_b
   detail::AbsMax m;
   std::vector<int64_t> batch;
   if (!h->edges.empty()) {
-    batch.assign(static_cast<size_t>(h->num_bins), 0);
-    m = detail::accumulate_histogram(data, n, h->edges.back(), h->num_bins, skip_zeros,
-                                     batch.data());
+    m = count_in_range(*h, data, n, skip_zeros, &batch);
   } else {
     m = detail::abs_max(data, n);
   }
@@ -103,8 +110,7 @@ void add_span(HistogramState* h, const float* data, int64_t n, int64_t initial_b
                     "from it");
   if (batch.empty() || m.max > h->edges.back()) {
     if (!prepare_range(h, m.max, initial_bins, skip_zeros ? 0 : n)) return;
-    batch.assign(static_cast<size_t>(h->num_bins), 0);
-    detail::accumulate_histogram(data, n, h->edges.back(), h->num_bins, skip_zeros, batch.data());
+    count_in_range(*h, data, n, skip_zeros, &batch);
   }
   add_counts(h, batch);
 }
@@ -143,10 +149,8 @@ bool HistogramCalibrator::collect_in_range(const at::Tensor& x) {
   }
   HistogramState& h = hists_.front();
   if (static_cast<int64_t>(h.counts.size()) < h.num_bins) return false;  // prepare_range's job
-  batch_counts_.assign(static_cast<size_t>(h.num_bins), 0);
   const detail::AbsMax m =
-      detail::accumulate_histogram(x.const_data_ptr<float>(), x.numel(), h.edges.back(), h.num_bins,
-                                   skip_zeros_, batch_counts_.data());
+      count_in_range(h, x.const_data_ptr<float>(), x.numel(), skip_zeros_, &batch_counts_);
   if (!m.finite || m.max > h.edges.back()) return false;
   add_counts(&h, batch_counts_);
   device_ = x.device();
