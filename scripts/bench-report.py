@@ -294,8 +294,8 @@ calib_goals = f"""- MaxCalibrator collect ≤ 0.6× copy: {verdict("BM_MaxCollec
   division decides, so counting the codes needs no branch). Exact zeros are counted with a
   popcount and never written out, so relu(x) costs fewer increments. The next block is prefetched while a block is
   counted: without that every 2 KiB block began with a wait for memory (a third of the pass on
-  the Xeon VM). The AVX2 version (rows `(AVX2 version)`, run with `TORCHQUANT_CPU_ISA=avx2`) does the
-  same 8 elements at a time.
+  the Xeon VM). The AVX2 version does the same 8 elements at a time (on an AVX2-only AMD EPYC:
+  the section "AVX2 only: AMD EPYC (Zen 2)").
 - compute_amax: {amax_verdicts}; upstream's Python takes 1.12 s (entropy) and 137 ms (mse, CUDA
   only) on this kind of histogram. Half of the entropy search's time was its logarithms (one per
   merged bin and candidate); they are now taken in batches through glibc's vector log (libmvec,
