@@ -551,10 +551,13 @@ AVX-512; 32 KiB L1 data cache and 512 KiB L2 per core, 16 MiB L3), the code of t
   from 8.4 to 6.4 ms on gaussian data and the collect about 10% faster, but relu data (half
   zeros, dropped) 10-50% slower; 16-bit sub-histograms (half the cache footprint): slower; two
   sub-histograms instead of four: no change.
-- With 2 threads the collect of gaussian data ran 1.6× faster than with one (relu data 2×).
-  `perf` showed the OpenMP worker thread taking about 38% more samples than the main thread for
-  its half of the data, and the main thread spinning meanwhile (8.6% of the samples); two pinned
-  `std::thread`s counting the same halves in a test program scaled 2×. Not explained.
+- The VM's load from outside varied during the session, and the 2-thread figures most: while it
+  was loaded, the 2-thread collect of gaussian data ran only 1.6× faster than 1 thread (`perf`:
+  the OpenMP worker took about 38% more samples than the main thread for its half of the data,
+  the main thread spinning meanwhile); later, on a quiet VM, the same binary ran it 2.0× faster
+  (16.3 -> 8.25 ms, three runs, pinned threads or not), paired 2.14 / 1.63× the copy (1 / 2
+  threads) and relu data 1.60 / 1.28×, against the 2.10 / 1.99 and 1.67 / 1.56 of the tables
+  above.
 - MaxCalibrator collect: 0.61-0.73× the copy paired (goal 0.6): a read-only pass bound by one
   core's read bandwidth (about 11 GB/s there, while the copy moves about 7 GB/s each way).
   Without the software prefetch (tuned on the Xeon) six alternating runs measured the same
