@@ -549,8 +549,12 @@ AVX-512; 32 KiB L1 data cache and 512 KiB L2 per core, 16 MiB L3), the code of t
   and Zen 2 retires one store per cycle: about 0.5 ns each there. Tried and not kept: storing a
   step's 8 codes directly when it drops none (no left-pack permutation): the cached codes went
   from 8.4 to 6.4 ms on gaussian data and the collect about 10% faster, but relu data (half
-  zeros, dropped) 10-50% slower; 16-bit sub-histograms (half the cache footprint): slower; two
-  sub-histograms instead of four: no change.
+  zeros, dropped) 10-50% slower; the same chosen per 512-value block by its first 8 elements
+  (measured later on a quiet VM, four alternating runs: gaussian 16.3-17.4 -> 14.9-15.1 ms, relu
+  12.5-12.7 -> 13.4-13.7 ms with 1 thread, though relu blocks ran the unchanged left-pack loop:
+  the compiled loop's placement, presumably), a loss for the common case of activations after a
+  ReLU; 16-bit sub-histograms (half the cache footprint): slower; two sub-histograms instead of
+  four: no change.
 - The VM's load from outside varied during the session, and the 2-thread figures most: while it
   was loaded, the 2-thread collect of gaussian data ran only 1.6× faster than 1 thread (`perf`:
   the OpenMP worker took about 38% more samples than the main thread for its half of the data,
