@@ -1,6 +1,6 @@
 // CPU kernel of the straight-through estimator's backward: grad where the mask is set, else 0,
-// into a new tensor or into the gradient itself (with a packed mask: zeroing only the cleared
-// bits' elements).
+// into a new tensor or into the gradient itself. With a packed mask only the cleared bits'
+// elements are zeroed: in the gradient itself, or in a copy of it.
 
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
@@ -124,10 +124,12 @@ void ste_backward_cpu(const at::Tensor& grad, const at::Tensor& mask,
           });
           return;
         }
-        // Packed bits (mask_bits.h), unpacked block by block into a bool buffer on the stack.
-        for_each_mask_block(n, 32768, [&](int64_t b, int64_t e, bool* local) {
-          unpack_mask_bits(bits + b / 8, e - b, local);
-          masked_copy_any(gp + b, local, op + b, e - b);
+        // Packed bits (mask_bits.h): the gradient copied block by block, then the cleared bits'
+        // elements zeroed as in place (on an AVX2-only AMD EPYC, unpacking the bits to bools and
+        // selecting cost about 1.2x a copy; the copy and the mask's words cost about a copy).
+        for_each_mask_block(n, 32768, [&](int64_t b, int64_t e, bool*) {
+          std::memcpy(op + b, gp + b, static_cast<size_t>(e - b) * sizeof(scalar_t));
+          zero_cleared(op + b, bits + b / 8, e - b);
         });
       });
 }
