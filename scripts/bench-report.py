@@ -542,10 +542,10 @@ quantizing the inputs took 1.8 / 1.2 ms per forward (1 / 2 threads) and the weig
 Measured on 2026-12-02 on an AMD EPYC VM (family 23, model 49: Zen 2; 2 vCPUs; AVX2 without
 AVX-512; 32 KiB L1 data cache and 512 KiB L2 per core, 16 MiB L3), the code of this report:
 
-- The histogram collect costs 2-2.4× the copy there (1.5× on the Xeon): the pass is bound by
-  its arithmetic and its stores, not by memory. `BM_HistPass*` split it: the bin codes took
-  8.5-8.8 ms with the data cached (10.5-12.5 ms from memory), the increments alone 8.3-12.7 ms,
-  the copy 9.0-9.8 ms, so each half alone costs about a copy. An increment is a load and a store,
+- The histogram collect costs 1.6-2.4× the copy there (1.5× on the Xeon): the pass is bound by
+  its arithmetic and its stores, not by memory. `BM_HistPass*` split it (runs through the
+  session): the bin codes took 7.6-8.8 ms with the data cached (9.2-12.5 ms from memory), the
+  increments alone 7.4-12.7 ms, the copy 8.4-9.8 ms, so each half alone costs about a copy. An increment is a load and a store,
   and Zen 2 retires one store per cycle: about 0.5 ns each there. Tried and not kept: storing a
   step's 8 codes directly when it drops none (no left-pack permutation): the cached codes went
   from 8.4 to 6.4 ms on gaussian data and the collect about 10% faster, but relu data (half
@@ -560,8 +560,8 @@ AVX-512; 32 KiB L1 data cache and 512 KiB L2 per core, 16 MiB L3), the code of t
   the OpenMP worker took about 38% more samples than the main thread for its half of the data,
   the main thread spinning meanwhile); later, on a quiet VM, the same binary ran it 2.0× faster
   (16.3 -> 8.25 ms, three runs, pinned threads or not), paired 2.14 / 1.63× the copy (1 / 2
-  threads) and relu data 1.60 / 1.28×, against the 2.10 / 1.99 and 1.67 / 1.56 of the tables
-  above.
+  threads) and relu data 1.60 / 1.28×, against 2.10 / 1.99 and 1.67 / 1.56 in a run of this
+  report made while it was loaded.
 - MaxCalibrator collect: 0.61-0.73× the copy paired (goal 0.6): a read-only pass bound by one
   core's read bandwidth (about 11 GB/s there, while the copy moves about 7 GB/s each way).
   Without the software prefetch (tuned on the Xeon) six alternating runs measured the same
