@@ -21,13 +21,13 @@ inline int64_t packed_mask_bytes(int64_t n) { return (n + 7) / 8; }
 /// Packs `n` bools (0 or 1) into ceil(n / 8) bytes; unused high bits of the last byte are 0.
 void pack_mask_bits(const bool* mask, int64_t n, uint8_t* bits);
 
-/// Unpacks `n` elements' bits into bools (0 or 1).
+/// Unpacks `n` elements' bits into bools (0 or 1): the inverse of pack_mask_bits, for tests and
+/// inspection (the backward kernels read the packed bits directly).
 void unpack_mask_bits(const uint8_t* bits, int64_t n, bool* mask);
 
 /// Runs `fn(begin, end, local)` for every block [begin, end) of kMaskBlock elements of [0, n),
 /// blocks split over at::parallel_for (at least `grain` elements a task); `local` is a bool buffer
-/// of kMaskBlock on the running thread's stack, for the block's mask before packing or after
-/// unpacking.
+/// of kMaskBlock on the running thread's stack, for the block's mask before packing.
 template <typename F>
 void for_each_mask_block(int64_t n, int64_t grain, const F& fn) {
   const int64_t blocks = (n + kMaskBlock - 1) / kMaskBlock;
