@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <limits>
+#include <numeric>
 #include <string>
 #include <vector>
 
@@ -108,6 +109,72 @@ TEST(AbsHistogramOp, EachInstructionSetHasItsVersion) {
     EXPECT_EQ(skipped.first_bin, 0);
     EXPECT_EQ(skipped.size, 1);
     expect_rechecked(skipped);
+  }
+}
+
+// The counting version (AVX2 only): the bins of the elements a BinCodesFn would write as codes are
+// incremented, every other lane k increments "not counted" slot num_bins + k; zeros in first_bin,
+// boundary values in recheck as in bin_codes; `size` counts the bins incremented and `repeats` the
+// lanes whose slot is that of the first lane of their 8.
+TEST(AbsHistogramOp, CountingVersionIncrementsWhatCodesWouldWrite) {
+  using calib::detail::BinCodes;
+  EXPECT_EQ(calib::detail::count_for(detail::CpuIsa::kScalar), nullptr);
+#if defined(__x86_64__)
+  EXPECT_EQ(calib::detail::count_for(detail::CpuIsa::kAvx2), &calib::detail::count_avx2);
+  EXPECT_EQ(calib::detail::count_for(detail::CpuIsa::kAvx512), nullptr);
+  if (detail::supported_cpu_isa() < detail::CpuIsa::kAvx2) GTEST_SKIP() << "no AVX2 on this CPU";
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const std::vector<float> x = {0.f, -0.f, 1.f, -2.25f, 9.f, nan, 0.f, 3.f};
+  const calib::detail::BinRule rule(4.f, 8);
+  std::vector<int32_t> counts(8 + calib::detail::kUncountedSlots, 0);
+  std::vector<uint32_t> recheck(x.size() + calib::detail::kCodeSlack);
+  const BinCodes found =
+      calib::detail::count_avx2(x.data(), 8, rule, false, counts.data(), recheck.data());
+  EXPECT_EQ(found.first_bin, 3);
+  EXPECT_EQ(found.size, 1);
+  EXPECT_EQ(found.repeats, 0);
+  ASSERT_EQ(found.rechecks, 2);
+  EXPECT_EQ(recheck[0], calib::detail::abs_bits(1.f));
+  EXPECT_EQ(recheck[1], calib::detail::abs_bits(3.f));
+  EXPECT_EQ(found.max_bits, calib::detail::abs_bits(nan));
+  // Bin 4 once (-2.25); lane 3's "not counted" slot never.
+  EXPECT_EQ(counts, (std::vector<int32_t>{0, 0, 0, 0, 1, 0, 0, 0, 1, 1, 1, 0, 1, 1, 1, 1}));
+  // Nine elements of one bin: 7 repeats in the first 8 (the ninth is a step of its own), the tail
+  // read masked.
+  std::fill(counts.begin(), counts.end(), 0);
+  const std::vector<float> same(9, 2.25f);
+  const BinCodes repeated =
+      calib::detail::count_avx2(same.data(), 9, rule, true, counts.data(), recheck.data());
+  EXPECT_EQ(repeated.size, 9);
+  EXPECT_EQ(repeated.repeats, 7);
+  EXPECT_EQ(repeated.rechecks, 0);
+  EXPECT_EQ(counts[4], 9);
+  EXPECT_EQ(std::accumulate(counts.begin(), counts.end(), 0), 16);  // 7 of the tail's lanes
+#endif
+}
+
+// The pass counts a block by the counting version where the CPU has one, but the blocks after one
+// with many zeros or repeated bins by codes (histogram_kernel.cpp): runs of such data between
+// gaussian data switch it both ways; the counts stay histc's.
+TEST(AbsHistogramOp, SwitchingBetweenCountingAndCodesCountsAsHistc) {
+  torch::manual_seed(15);
+  const at::Tensor gaussian = torch::randn({40000});
+  const at::Tensor peaked = torch::where(torch::rand({40000}) < 0.8, 0.3, gaussian);
+  const at::Tensor x = torch::cat({gaussian, torch::relu(gaussian), gaussian, peaked, gaussian,
+                                   torch::full({20000}, -1.7f), gaussian.slice(0, 0, 3333)});
+  for (bool skip : {false, true}) {
+    at::Tensor expected = at::histc(x.abs(), 2048, 0, 4).to(torch::kLong);
+    if (skip) expected[0] -= (x == 0).sum();
+    for (detail::CpuIsa isa : runnable_isas()) {
+      detail::ScopedCpuIsaCap cap(isa);
+      for (int threads : {1, 2}) {
+        const at::Tensor ours =
+            testing::with_threads(threads, [&] { return ops::abs_histogram(x, 4.0, 2048, skip); });
+        EXPECT_TRUE(torch::equal(ours, expected))
+            << "skip_zeros " << skip << ", instruction set " << static_cast<int>(isa) << ", "
+            << threads << " threads";
+      }
+    }
   }
 }
 

@@ -78,6 +78,15 @@ BinCodesFn bin_codes_for(torchquant::detail::CpuIsa isa) {
 #endif
 }
 
+CountFn count_for(torchquant::detail::CpuIsa isa) {
+#if defined(__x86_64__)
+  return isa == torchquant::detail::CpuIsa::kAvx2 ? count_avx2 : nullptr;
+#else
+  (void)isa;
+  return nullptr;
+#endif
+}
+
 }  // namespace detail
 }  // namespace calib
 }  // namespace torchquant

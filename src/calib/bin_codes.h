@@ -34,10 +34,11 @@ struct BinRule {
 
 /// What a BinCodesFn found in a block.
 struct BinCodes {
-  int64_t size = 0;       // codes written to `out`
+  int64_t size = 0;       // codes written to `out` (CountFn: bins incremented)
   int64_t rechecks = 0;   // |x| bit patterns written to `recheck`
   int64_t first_bin = 0;  // elements of bin 0 counted here instead of written as codes
   uint32_t max_bits = 0;  // max of the |x| bit patterns (above 0x7f7fffff: a NaN or Inf)
+  int64_t repeats = 0;    // CountFn only: see there
 };
 
 /// Sorts the elements of `data[0, n)` for counting: an element within the rule's margin of a bin
@@ -54,6 +55,27 @@ constexpr int64_t kCodeSlack = 16;
 /// The version for an instruction set.
 BinCodesFn bin_codes_for(torchquant::detail::CpuIsa isa);
 
+/// Counts the elements of `data[0, n)` straight into int32 `counts` (num_bins + kUncountedSlots
+/// of them): the k-th element of each 8 increments its bin or, when not counted there, slot
+/// num_bins + k (one per lane: uncounted elements make no chain of increments of one counter).
+/// Otherwise as a BinCodesFn: `size` is the number of bins incremented, exact zeros are counted in
+/// `first_bin`, elements near a bin boundary written to `recheck` (n + kCodeSlack entries);
+/// `repeats` tells how many elements went to the same slot as the first of their 8. Computing 8
+/// bins and counting them at once lets the increments overlap the bins' arithmetic, which a block
+/// of codes and then a block of increments did not; but one histogram, no copies, makes each
+/// repeat of a bin within 8 elements wait for the last increment, and the uncounted elements
+/// (zeros after a ReLU) cost increments the codes skip: histogram_serial takes codes where
+/// `repeats` and `size` say so.
+using CountFn = BinCodes (*)(const float* data, int64_t n, const BinRule& rule, bool skip_zeros,
+                             int32_t* counts, uint32_t* recheck);
+constexpr int64_t kUncountedSlots = 8;
+
+/// The counting version for an instruction set, or nullptr where the pass always writes codes
+/// and counts them: only AVX2 has one (found on a Zen 2 with 32 KiB of L1 data cache, where four
+/// 8 KiB sub-histograms and the streamed data did not stay cached together; the AVX-512 version,
+/// measured on a Xeon with two store ports and 48 KiB, met its goal with codes).
+CountFn count_for(torchquant::detail::CpuIsa isa);
+
 /// The versions (call them through bin_codes_for, which knows what the CPU runs). The scalar one
 /// writes a code for every element (`num_bins` for one it writes to `recheck`); the AVX2 and
 /// AVX-512 ones (x86-64 only) count exact zeros themselves and write only the codes still to
@@ -64,6 +86,8 @@ BinCodes bin_codes_avx2(const float* data, int64_t n, const BinRule& rule, bool 
                         int32_t* out, uint32_t* recheck);
 BinCodes bin_codes_avx512(const float* data, int64_t n, const BinRule& rule, bool skip_zeros,
                           int32_t* out, uint32_t* recheck);
+BinCodes count_avx2(const float* data, int64_t n, const BinRule& rule, bool skip_zeros,
+                    int32_t* counts, uint32_t* recheck);
 
 }  // namespace detail
 }  // namespace calib
