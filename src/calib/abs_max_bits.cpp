@@ -42,23 +42,34 @@ TORCHQUANT_TARGET_AVX512 uint32_t abs_max_bits_avx512(const float* data, int64_t
 
 TORCHQUANT_INTRINSICS_WARNINGS_ON
 
-// Four vectors a step, two lines of data with AVX2.
+// With AVX2: four streams a quarter of the data apart, read side by side, two vectors (a line) of
+// each a step. On an AMD EPYC (Zen 2) VM one core read four streams faster than one: collect with
+// one stream 0.61x the copy paired (1 thread), with two 0.55x, with four 0.47x.
 TORCHQUANT_TARGET_AVX2 uint32_t abs_max_bits_avx2(const float* data, int64_t n) {
+  constexpr int64_t kStreams = 4, kStep = 16;
   const __m256i mask = _mm256_set1_epi32(static_cast<int32_t>(kAbsMask));
+  const int64_t quarter = n / (kStreams * kStep) * kStep;
+  const float* s0 = data;
+  const float* s1 = s0 + quarter;
+  const float* s2 = s1 + quarter;
+  const float* s3 = s2 + quarter;
   __m256i m0 = _mm256_setzero_si256(), m1 = m0, m2 = m0, m3 = m0;
-  int64_t i = 0;
-  for (; i + 32 <= n; i += 32) {
-    torchquant::detail::prefetch_ahead(data + i, 32 * sizeof(float));
-    const auto* v = reinterpret_cast<const __m256i*>(data + i);
-    m0 = _mm256_max_epu32(m0, _mm256_and_si256(_mm256_loadu_si256(v), mask));
-    m1 = _mm256_max_epu32(m1, _mm256_and_si256(_mm256_loadu_si256(v + 1), mask));
-    m2 = _mm256_max_epu32(m2, _mm256_and_si256(_mm256_loadu_si256(v + 2), mask));
-    m3 = _mm256_max_epu32(m3, _mm256_and_si256(_mm256_loadu_si256(v + 3), mask));
+  auto line = [mask](const float* p, __m256i m) TORCHQUANT_TARGET_AVX2 {
+    torchquant::detail::prefetch_ahead(p, kStep * sizeof(float));
+    const auto* v = reinterpret_cast<const __m256i*>(p);
+    m = _mm256_max_epu32(m, _mm256_and_si256(_mm256_loadu_si256(v), mask));
+    return _mm256_max_epu32(m, _mm256_and_si256(_mm256_loadu_si256(v + 1), mask));
+  };
+  for (int64_t i = 0; i < quarter; i += kStep) {
+    m0 = line(s0 + i, m0);
+    m1 = line(s1 + i, m1);
+    m2 = line(s2 + i, m2);
+    m3 = line(s3 + i, m3);
   }
   m0 = _mm256_max_epu32(_mm256_max_epu32(m0, m1), _mm256_max_epu32(m2, m3));
   alignas(32) uint32_t lanes[8];
   _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), m0);
-  uint32_t m = abs_max_bits_scalar(data + i, n - i);
+  uint32_t m = abs_max_bits_scalar(data + kStreams * quarter, n - kStreams * quarter);
   for (uint32_t lane : lanes) m = m < lane ? lane : m;
   return m;
 }
