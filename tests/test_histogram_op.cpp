@@ -112,6 +112,34 @@ TEST(AbsHistogramOp, EachInstructionSetHasItsVersion) {
   }
 }
 
+// |x| == top lies on the boundary q = num_bins but is always in the last bin: no version sets it
+// aside for a recheck (a clipped activation has many such values; a constant tensor all).
+TEST(AbsHistogramOp, ValuesAtTheTopNeedNoRecheck) {
+  const float below = std::nextafter(4.f, 0.f);
+  const std::vector<float> x = {4.f, -4.f, 4.f, below, -4.f, 4.f, 4.f, -below, 4.f, 4.f, -4.f};
+  const auto n = static_cast<int64_t>(x.size());
+  for (int64_t bins : {1, 7, 8, 2048}) {
+    const calib::detail::BinRule rule(4.f, bins);
+    const auto last = static_cast<int32_t>(bins - 1);
+    std::vector<int32_t> out(x.size() + calib::detail::kCodeSlack);
+    std::vector<uint32_t> recheck(x.size() + calib::detail::kCodeSlack);
+    for (detail::CpuIsa isa : runnable_isas()) {
+      SCOPED_TRACE(std::to_string(bins) + " bins, instruction set " +
+                   std::to_string(static_cast<int>(isa)));
+      const calib::detail::BinCodes found =
+          calib::detail::bin_codes_for(isa)(x.data(), n, rule, false, out.data(), recheck.data());
+      EXPECT_EQ(found.rechecks, 0);
+      ASSERT_EQ(found.size, n);
+      EXPECT_TRUE(std::all_of(out.begin(), out.begin() + n, [&](int32_t c) { return c == last; }));
+      if (calib::detail::CountFn count = calib::detail::count_for(isa)) {
+        std::vector<int32_t> counts(bins + calib::detail::kUncountedSlots, 0);
+        EXPECT_EQ(count(x.data(), n, rule, false, counts.data(), recheck.data()).rechecks, 0);
+        EXPECT_EQ(counts[last], n);
+      }
+    }
+  }
+}
+
 // The counting version (AVX2 only): the bins of the elements a BinCodesFn would write as codes are
 // incremented, every other lane k increments "not counted" slot num_bins + k; zeros in first_bin,
 // boundary values in recheck as in bin_codes; `size` counts the bins incremented and `repeats` the

@@ -16,7 +16,7 @@ namespace detail {
 BinCodes bin_codes_scalar(const float* data, int64_t n, const BinRule& rule, bool skip_zeros,
                           int32_t* out, uint32_t* recheck) {
   constexpr uint32_t kMark = 0x80000000u;
-  const float top = rule.top, bins_f = rule.bins_f, inv_top = rule.inv_top;
+  const float top = rule.top, bins_f = rule.bins_f, inv_top = rule.inv_top, last = rule.last;
   const float low = rule.margin, high = 1.0f - rule.margin;
   const auto num_bins = static_cast<uint32_t>(rule.num_bins);
   uint32_t m = 0;
@@ -27,7 +27,7 @@ BinCodes bin_codes_scalar(const float* data, int64_t n, const BinRule& rule, boo
     // Zeros by their bits, as the vector versions, whatever the thread's denormals-are-zero mode.
     const bool counted = (a <= top) & !(skip_zeros & (b == 0));
     float q = (std::min(a, top) * bins_f) * inv_top;
-    q = q < bins_f ? q : bins_f;
+    q = q < last ? q : last;
     const auto pos = static_cast<int32_t>(q);
     const float frac = q - static_cast<float>(pos);
     const uint32_t unsure =
@@ -60,6 +60,7 @@ BinRule::BinRule(float top_, int64_t bins) : top(top_), bins_f(static_cast<float
   num_bins = static_cast<int32_t>(bins);
   inv_top = 1.0f / top;
   margin = bins_f * (1.0f / (1 << 20));
+  last = bins_f - 0.5f;  // exact below 2^23 bins; from 2^18 every element is rechecked anyway
   if (!std::isnormal(inv_top) || !std::isnormal(top) || margin >= 0.25f) margin = 2.0f;
 }
 

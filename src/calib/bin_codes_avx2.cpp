@@ -60,7 +60,8 @@ struct Avx2Sort {
     __m256i counted =
         _mm256_and_si256(_mm256_castps_si256(_mm256_cmp_ps(a, top, _CMP_LE_OQ)), lanes);
     if (skip_zeros) counted = _mm256_andnot_si256(zero, counted);
-    const __m256 q = _mm256_min_ps(_mm256_mul_ps(_mm256_mul_ps(a, bins), inv_top), bins);
+    const __m256 q =
+        _mm256_min_ps(_mm256_mul_ps(_mm256_mul_ps(a, bins), inv_top), _mm256_set1_ps(rule.last));
     const __m256 off = _mm256_and_ps(
         _mm256_sub_ps(q, _mm256_round_ps(q, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)),
         _mm256_castsi256_ps(abs_mask));

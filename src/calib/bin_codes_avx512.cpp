@@ -35,7 +35,8 @@ struct Avx512Step {
     const __mmask16 zero = _mm512_testn_epi32_mask(b, b);
     __mmask16 counted = _mm512_mask_cmp_ps_mask(lanes, a, top, _CMP_LE_OQ);
     if (skip_zeros) counted &= static_cast<__mmask16>(~zero);
-    const __m512 q = _mm512_min_ps(_mm512_mul_ps(_mm512_mul_ps(a, bins), inv_top), bins);
+    const __m512 q =
+        _mm512_min_ps(_mm512_mul_ps(_mm512_mul_ps(a, bins), inv_top), _mm512_set1_ps(rule.last));
     const __m512 off = _mm512_abs_ps(_mm512_reduce_ps(q, _MM_FROUND_TO_NEAREST_INT));
     const __mmask16 unsure =
         _mm512_mask_cmp_ps_mask(counted & static_cast<__mmask16>(~zero), off, low, _CMP_LT_OQ);

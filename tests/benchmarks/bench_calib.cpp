@@ -9,6 +9,7 @@
 //   ComputeAmax/...   entropy, mse and percentile on a histogram of 16M |gaussian| values
 //   HistCollectLevels the data fake-quantized to 255 levels: a few bins, each incremented often
 //   HistCollectPeaked 80% of the values one and the same (as a normalised image's background)
+//   HistCollectClipped the data clamped to [-1, 1]: a third of the values at the range's top
 //   HistPass...       the histogram pass in parts, 1 thread: its bin codes over the tensor
 //                     (Streamed) or over a 32 KiB window of it that stays cached (Cached), its
 //                     counter increments alone (Increments), and the bins computed and counted at
@@ -117,6 +118,13 @@ void BM_PairedHistCollectPeaked(benchmark::State& state) {
   torchquant::calib::HistogramCalibrator calib;
   calib.collect(data().x);  // the range of the gaussian data
   paired_with_copy(state, [&] { calib.collect(peaked); });
+}
+
+// The data clamped to [-1, 1] (as by a hardtanh): a third of it at the top of the range.
+void BM_PairedHistCollectClipped(benchmark::State& state) {
+  static const at::Tensor clipped = at::clamp(data().x, -1, 1);
+  torchquant::calib::HistogramCalibrator calib;
+  paired_with_copy(state, [&] { calib.collect(clipped); });
 }
 
 // One histogram per bin count, built once from the same data.
@@ -233,6 +241,7 @@ TQ_THREADS(BM_PairedHistCollect);
 TQ_THREADS(BM_PairedHistCollectRelu);
 TQ_THREADS(BM_PairedHistCollectLevels);
 TQ_THREADS(BM_PairedHistCollectPeaked);
+TQ_THREADS(BM_PairedHistCollectClipped);
 #define TQ_BINS(bm) \
   BENCHMARK(bm)->Arg(2048)->Arg(4096)->UseRealTime()->Unit(benchmark::kMicrosecond)
 TQ_BINS(BM_ComputeAmaxEntropy);
