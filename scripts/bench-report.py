@@ -38,7 +38,9 @@ def medians(result, field):
     that reports it."""
     runs = {}
     for b in result["benchmarks"]:
-        if b.get("run_type", "iteration") != "iteration" or field not in b:
+        # A benchmark that skipped itself (no counting version on an AVX-512 CPU) has no time.
+        if (b.get("run_type", "iteration") != "iteration" or field not in b
+                or b.get("error_occurred")):
             continue
         name = b["run_name"].replace("/min_time:0.500", "").replace("/real_time", "")
         parts = name.split("/")
@@ -177,13 +179,31 @@ def pass_parts():
     for key, label in (("BM_HistCollect", "the whole collect"),
                        ("BM_HistPassCodesStreamed", "bin codes, data from memory"),
                        ("BM_HistPassCodesCached", "bin codes, data in the cache"),
-                       ("BM_HistPassIncrements", "increments alone (one per value)")):
+                       ("BM_HistPassIncrements", "increments alone (one per value)"),
+                       ("BM_HistPassCountStreamed", "AVX2 counting loop, data from memory"),
+                       ("BM_HistPassCountCached", "AVX2 counting loop, data in the cache")):
+        if (key, "1") not in calib:
+            continue  # the counting loop where the CPU's version has none
         ms = calib[(key, "1")]
         lines.append(f"| {label} (`{key[3:]}`) | {ms:.2f} | {ms / copy:.2f} |")
     return "\n".join(lines)
 
 
+def other_data():
+    """The histogram collect on other data than gaussian (not goals): paired ratios."""
+    lines = ["| data | 1 thread | 2 threads |", "|---|---|---|"]
+    for key, label in (("BM_PairedHistCollect", "gaussian (the goal's data)"),
+                       ("BM_PairedHistCollectRelu", "relu: half exact zeros"),
+                       ("BM_PairedHistCollectLevels", "255 levels (fake-quantized)"),
+                       ("BM_PairedHistCollectPeaked", "80% one value"),
+                       ("BM_PairedHistCollectClipped", "clamped to [-1, 1]: a third at the top")):
+        lines.append(f"| {label} (`{key[8:]}`) | {calib_paired[(key, '1')]:.2f}× "
+                     f"| {calib_paired[(key, '2')]:.2f}× |")
+    return "\n".join(lines)
+
+
 calib_table, amax_table = calib_section()
+other_table = other_data()
 pass_table = pass_parts()
 avx2_rows = ("the AVX2 rows come from a second run of the same binary with "
              "`TORCHQUANT_CPU_ISA=avx2` and are ratios to that run's copy." if calib_avx2 else
@@ -294,8 +314,9 @@ calib_goals = f"""- MaxCalibrator collect ≤ 0.6× copy: {verdict("BM_MaxCollec
   division decides, so counting the codes needs no branch). Exact zeros are counted with a
   popcount and never written out, so relu(x) costs fewer increments. The next block is prefetched while a block is
   counted: without that every 2 KiB block began with a wait for memory (a third of the pass on
-  the Xeon VM). The AVX2 version does the same 8 elements at a time (on an AVX2-only AMD EPYC:
-  the section "AVX2 only: AMD EPYC (Zen 2)").
+  the Xeon VM). The AVX2 version computes 8 bins a step and counts most blocks directly in one
+  histogram, the bins' arithmetic overlapping the increments (docs/calibration.md, "The CPU
+  counting pass"; measured on an AVX2-only AMD EPYC: the section "AVX2 only: AMD EPYC (Zen 2)").
 - compute_amax: {amax_verdicts}; upstream's Python takes 1.12 s (entropy) and 137 ms (mse, CUDA
   only) on this kind of histogram. Half of the entropy search's time was its logarithms (one per
   merged bin and candidate); they are now taken in batches through glibc's vector log (libmvec,
@@ -419,6 +440,11 @@ benchmark's comments in `tests/benchmarks/bench_calib.cpp`):
 
 {pass_table}
 
+The histogram collect on other data (paired, × the copy; not goals: where the counting meets
+runs of one bin, zeros, and values on the range's top):
+
+{other_table}
+
 ### compute_amax on a histogram of 16M |gaussian| values (1 thread)
 
 {amax_table}
@@ -539,33 +565,50 @@ quantizing the inputs took 1.8 / 1.2 ms per forward (1 / 2 threads) and the weig
 
 ## AVX2 only: AMD EPYC (Zen 2)
 
-Measured on 2026-12-02 on an AMD EPYC VM (family 23, model 49: Zen 2; 2 vCPUs; AVX2 without
-AVX-512; 32 KiB L1 data cache and 512 KiB L2 per core, 16 MiB L3), the code of this report:
+Measured on 2026-12-02 on an AMD EPYC VM (family 23, model 49: Zen 2; 2 vCPUs at about 3.35 GHz;
+AVX2 without AVX-512; 32 KiB L1 data cache and 512 KiB L2 per core, 16 MiB L3), over two
+sessions; A/B figures are alternating runs of the benchmark binary against the previous library
+(through `LD_LIBRARY_PATH`), paired ratios or milliseconds of 16M values:
 
-- The histogram collect costs 1.6-2.4× the copy there (1.5× on the Xeon): the pass is bound by
-  its arithmetic and its stores, not by memory. `BM_HistPass*` split it (runs through the
-  session): the bin codes took 7.6-8.8 ms with the data cached (9.2-12.5 ms from memory), the
-  increments alone 7.4-12.7 ms, the copy 8.4-9.8 ms, so each half alone costs about a copy. An increment is a load and a store,
-  and Zen 2 retires one store per cycle: about 0.5 ns each there. Tried and not kept: storing a
-  step's 8 codes directly when it drops none (no left-pack permutation): the cached codes went
-  from 8.4 to 6.4 ms on gaussian data and the collect about 10% faster, but relu data (half
-  zeros, dropped) 10-50% slower; the same chosen per 512-value block by its first 8 elements
-  (measured later on a quiet VM, four alternating runs: gaussian 16.3-17.4 -> 14.9-15.1 ms, relu
-  12.5-12.7 -> 13.4-13.7 ms with 1 thread, though relu blocks ran the unchanged left-pack loop:
-  the compiled loop's placement, presumably), a loss for the common case of activations after a
-  ReLU; 16-bit sub-histograms (half the cache footprint): slower; two sub-histograms instead of
-  four: no change.
-- The VM's load from outside varied during the session, and the 2-thread figures most: while it
+- **Histogram collect.** With codes then increments (the AVX-512 design) it cost 1.6-2.4× the
+  copy there (1.5× on the Xeon). `BM_HistPass*` split it: the bin codes took 7.6-8.8 ms with the
+  data cached (9.2-12.5 ms from memory), the increments alone 7.4-12.7 ms, the copy 7.4-9.8 ms:
+  the two halves ran one after the other, each about a copy. A microbenchmark of increments
+  alone measured about 1.5 cycles each to random cache lines (a store each; stores to one line
+  run at one a cycle). The AVX2 counting loop computes 8 bins and increments them in the same
+  step: with the data cached it runs near that bound (9.4-9.7 ms, 16 cycles per 8 values), from
+  memory 14 ms. The cost of reading from memory grew with the histogram's size (1 thread, data
+  from a 4 MiB window, against a 32 KiB one: +1.5 ms with 128 bins, +3.7 ms with 2048, +8 ms with
+  8192): the streamed data evicts the histogram's lines, presumably through the inclusive L2,
+  and they are fetched again. Hence one histogram, not four: collect of gaussian data 14.0-14.2
+  ms with one, 15.0-15.3 with two, 16.5 with four. Gaussian data: 16.8-17.2 -> 14.4-14.9 ms with
+  1 thread, 8.6-8.7 -> 8.3-8.4 with 2; relu data unchanged (its blocks go by codes, as do those
+  with a repeated bin: 80%-one-value data 3-5% slower than before, 255-level data 15.1 ->
+  13.6 ms). Tried and not kept: the loop storing its 8 slots and loading them back (18.5-19.8
+  ms, against 16.5 extracting them, both with four histograms); a software prefetch 1-4 KiB ahead
+  in the loop (T0, T1 or NTA: no change); a prefetch for writing of the histogram's 129 lines
+  after each block (+1.2 ms); four streams of blocks a quarter of the range apart (collect
+  1.9-2.0 -> 2.2-2.3× the copy). Earlier: storing a step's 8 codes without the left-pack
+  permutation when it drops none (gaussian 7-11% faster, relu 2-50% slower), also chosen per
+  512-value block (gaussian 16.3-17.4 -> 14.9-15.1 ms, relu 12.5-12.7 -> 13.4-13.7 ms);
+  16-bit sub-histograms (slower); two sub-histograms instead of four in the codes path (no
+  change).
+- **Values on the range's top.** Data clamped to [-1, 1] (a third of it at |x| = top) took 50.5
+  ms with 1 thread (28 with 2): each such value went through the exact division. Putting every
+  counted value whose quotient is above num_bins - 1/2 in the last bin directly: 19.4-19.8 ms
+  (14 with 2).
+- **MaxCalibrator collect**: 0.61-0.73× the copy paired with one stream (goal 0.6), a read-only
+  pass bound by what one core reads from one stream. Reading four streams a quarter of the data
+  apart side by side: 0.61 / 0.53 -> 0.47 / 0.46× (1 / 2 threads; two streams: 0.55 / 0.50).
+  The same four streams in the fake-quant forward's loop (a chunk of each in turn, read and
+  write): forward 1.27-1.35 -> 1.13-1.16× the copy with 1 thread but 1.15-1.19 -> 1.25-1.29 with
+  2, forward+backward unchanged: not kept; nor blocks of 4096 interleaved (forward 7% faster,
+  forward+backward unchanged).
+- The VM's load from outside varied during both sessions, the 2-thread figures most: while it
   was loaded, the 2-thread collect of gaussian data ran only 1.6× faster than 1 thread (`perf`:
-  the OpenMP worker took about 38% more samples than the main thread for its half of the data,
-  the main thread spinning meanwhile); later, on a quiet VM, the same binary ran it 2.0× faster
-  (16.3 -> 8.25 ms, three runs, pinned threads or not), paired 2.14 / 1.63× the copy (1 / 2
-  threads) and relu data 1.60 / 1.28×, against 2.10 / 1.99 and 1.67 / 1.56 in a run of this
-  report made while it was loaded.
-- MaxCalibrator collect: 0.61-0.73× the copy paired (goal 0.6): a read-only pass bound by one
-  core's read bandwidth (about 11 GB/s there, while the copy moves about 7 GB/s each way).
-  Without the software prefetch (tuned on the Xeon) six alternating runs measured the same
-  (medians 0.63 and 0.64), as did the ops' kernels without it.
+  the OpenMP worker took about 38% more samples than the main thread for its half of the data);
+  on a quiet VM the same binary ran it 2.0× faster. Within one benchmark run the copy itself
+  measured 7.4 to 9.7 ms.
 - The straight-through backward into a new tensor (a gradient its caller keeps) copies the
   gradient and zeroes the cleared bits' elements, as the in-place one does, instead of unpacking
   the mask to bools and selecting: forward+backward 2.52-2.62 -> 2.32-2.43× the copy paired there
