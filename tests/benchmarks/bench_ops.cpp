@@ -1,5 +1,8 @@
 // Quantization ops against their baselines, in one binary and one run:
 //   Copy            a streaming copy of the same tensor into a preallocated output (the floor)
+//   CopyStreamed    the same copy with streaming (non-temporal) stores, as the ops write outputs
+//                   larger than the last-level cache: no read of the output's lines before
+//                   writing them (PairedCopyStreamed: against the copy, alternating)
 //   Aten            ATen's fake_quantize_per_tensor_affine / _per_channel_affine (+ backward)
 //   Recipe          pytorch_quantization's CPU recipe as separate ATen ops (+ where() backward)
 //   TorchQuant      torchquant::fake_tensor_quant (fresh output, preallocated output, + backward)
@@ -22,6 +25,7 @@
 
 #include "bench_common.h"
 #include "paired.h"
+#include "util/streaming_stores.h"  // internal (src/): the streamed copy
 
 namespace {
 
@@ -188,11 +192,33 @@ void BM_PairedTorchQuant_FwdBwd(benchmark::State& state, bool per_channel) {
       torchquant::bench::copy_once);
 }
 
+void copy_streamed_once() {
+  const float* x = data().x.const_data_ptr<float>();
+  float* out = data().out.data_ptr<float>();
+  at::parallel_for(0, data().x.numel(), 1 << 16, [&](int64_t b, int64_t e) {
+    torchquant::detail::stream_copy(x + b, out + b, (e - b) * static_cast<int64_t>(sizeof(float)));
+    torchquant::detail::stream_fence();
+  });
+  benchmark::ClobberMemory();
+}
+
+void BM_CopyStreamed(benchmark::State& state) {
+  setup(state);
+  for (auto _ : state) copy_streamed_once();
+  finish(state);
+}
+
+void BM_PairedCopyStreamed(benchmark::State& state) {
+  setup(state);
+  torchquant::bench::paired(state, copy_streamed_once, torchquant::bench::copy_once);
+}
+
 void threads(benchmark::internal::Benchmark* b) {
   b->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.5);
 }
 
 BENCHMARK(BM_Copy)->Apply(threads);
+BENCHMARK(BM_CopyStreamed)->Apply(threads);
 BENCHMARK_CAPTURE(BM_TorchQuant_Fwd, PerTensor, false)->Apply(threads);
 BENCHMARK_CAPTURE(BM_TorchQuant_FwdPrealloc, PerTensor, false)->Apply(threads);
 BENCHMARK_CAPTURE(BM_TorchQuant_FwdBwd, PerTensor, false)->Apply(threads);
@@ -211,6 +237,7 @@ BENCHMARK_CAPTURE(BM_TorchQuant_FwdBwdHandedOver, PerChannel, true)->Apply(threa
 BENCHMARK_CAPTURE(BM_Aten_FwdBwdHandedOver, PerChannel, true)->Apply(threads);
 BENCHMARK_CAPTURE(BM_Recipe_Fwd, PerChannel, true)->Apply(threads);
 BENCHMARK_CAPTURE(BM_Recipe_FwdBwd, PerChannel, true)->Apply(threads);
+BENCHMARK(BM_PairedCopyStreamed)->Apply(threads);
 BENCHMARK_CAPTURE(BM_PairedTorchQuant_FwdPrealloc, PerTensor, false)->Apply(threads);
 BENCHMARK_CAPTURE(BM_PairedTorchQuant_FwdBwd, PerTensor, false)->Apply(threads);
 BENCHMARK_CAPTURE(BM_PairedTorchQuant_FwdPrealloc, PerChannel, true)->Apply(threads);

@@ -15,6 +15,7 @@
 #include "ops/cpu/quant_math.h"
 #include "ops/quant_common.h"
 #include "util/prefetch.h"
+#include "util/streaming_stores.h"
 
 namespace torchquant {
 namespace detail {
@@ -133,8 +134,9 @@ bool quant_cpu_typed(const at::Tensor& x, const QuantParams& p, bool fake, const
   std::atomic<int> negative{0};
 
   // Elements [b, e) in as many spans as the layout needs (rows: split at row ends; periodic:
-  // at period ends); `m`, when given, receives the mask of element b onwards as bools.
-  auto range = [&](int64_t b, int64_t e, bool* m) {
+  // at period ends), element b's output at `y`; `m`, when given, receives the mask of element b
+  // onwards as bools.
+  auto spans = [&](int64_t b, int64_t e, scalar_t* y, bool* m) {
     int neg = 0;
     for (int64_t i = b; i < e;) {
       int64_t len = e - i, ch = 0;
@@ -146,12 +148,28 @@ bool quant_cpu_typed(const at::Tensor& x, const QuantParams& p, bool fake, const
         ch = i % period;
         len = std::min(e - i, period - ch);
       }
-      Span<scalar_t, acc_t> s{xp + i,   yp + i,   m != nullptr ? m + (i - b) : nullptr,
-                              len,      smp + ch, sdp + ch,
-                              amp + ch, lo,       hi};
+      Span<scalar_t, acc_t> s{xp + i,   y + (i - b), m != nullptr ? m + (i - b) : nullptr,
+                              len,      smp + ch,    sdp + ch,
+                              amp + ch, lo,          hi};
       neg |= dispatch_span<scalar_t, acc_t>(s, fake, !rows && period > 1);
       i += len;
     }
+    return neg;
+  };
+  // An output larger than the last-level cache is computed a chunk at a time into a buffer on
+  // the stack and streamed to memory from there (util/streaming_stores.h).
+  const bool stream = use_streaming_stores(n * static_cast<int64_t>(sizeof(scalar_t)));
+  auto range = [&](int64_t b, int64_t e, bool* m) {
+    if (!stream) return spans(b, e, yp + b, m);
+    constexpr int64_t kChunk = 4096 / sizeof(scalar_t);
+    alignas(64) scalar_t chunk[kChunk];
+    int neg = 0;
+    for (int64_t c = b; c < e; c += kChunk) {
+      const int64_t stop = std::min(e, c + kChunk);
+      neg |= spans(c, stop, chunk, m != nullptr ? m + (c - b) : nullptr);
+      stream_copy(chunk, yp + c, (stop - c) * static_cast<int64_t>(sizeof(scalar_t)));
+    }
+    stream_fence();
     return neg;
   };
   if (!mask.defined()) {

@@ -13,6 +13,7 @@
 #include "ops/cpu/cpu_kernels.h"
 #include "ops/cpu/mask_bits.h"
 #include "util/prefetch.h"
+#include "util/streaming_stores.h"
 
 namespace torchquant {
 namespace detail {
@@ -85,20 +86,57 @@ void masked_copy_any(const T* g, const bool* m, T* out, int64_t n) {
 // what select_one gives them); a word of 64 set bits is skipped without touching the gradient.
 // With a calibrated amax nearly every word is, so this reads little more than the mask's n / 8
 // bytes. `bits` holds the elements [0, n) of this call, the first at bit 0 of bits[0].
+// The cleared bits of elements [base, base + count) (count <= 64, base a multiple of 64) as a
+// word, element base at bit 0.
+inline uint64_t cleared_bits(const uint8_t* bits, int64_t base, int64_t count) {
+  uint64_t word = 0;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  if (count == 64) {
+    std::memcpy(&word, bits + base / 8, sizeof(word));
+    return ~word;
+  }
+#endif
+  for (int64_t k = 0; k < (count + 7) / 8; ++k) {
+    word |= static_cast<uint64_t>(bits[base / 8 + k]) << (8 * k);
+  }
+  const uint64_t cleared = ~word;
+  return count < 64 ? cleared & ((uint64_t{1} << count) - 1) : cleared;
+}
+
+// Zeroes g[base + k] for each set bit k of `cleared`.
+template <typename T>
+void zero_at(T* g, int64_t base, uint64_t cleared) {
+  for (; cleared != 0; cleared &= cleared - 1) {
+    std::memset(g + base + __builtin_ctzll(cleared), 0, sizeof(T));
+  }
+}
+
 template <typename T>
 void zero_cleared(T* g, const uint8_t* bits, int64_t n) {
   for (int64_t base = 0; base < n; base += 64) {
-    const int64_t count = std::min<int64_t>(64, n - base);
-    uint64_t word = 0;
-    for (int64_t k = 0; k < (count + 7) / 8; ++k) {
-      word |= static_cast<uint64_t>(bits[base / 8 + k]) << (8 * k);
-    }
-    uint64_t cleared = ~word;
-    if (count < 64) cleared &= (uint64_t{1} << count) - 1;
-    for (; cleared != 0; cleared &= cleared - 1) {
-      std::memset(g + base + __builtin_ctzll(cleared), 0, sizeof(T));
-    }
+    zero_at(g, base, cleared_bits(bits, base, std::min<int64_t>(64, n - base)));
   }
+}
+
+// The out-of-place result streamed to memory (util/streaming_stores.h): runs of 64-element words
+// whose bits are all set straight from g, a word with a cleared bit through a buffer where its
+// elements are zeroed.
+template <typename T>
+void stream_masked_copy(const T* g, const uint8_t* bits, T* out, int64_t n) {
+  constexpr auto kSize = static_cast<int64_t>(sizeof(T));
+  alignas(64) T word[64];
+  int64_t run = 0;  // the first element not yet written
+  for (int64_t base = 0; base < n; base += 64) {
+    const int64_t count = std::min<int64_t>(64, n - base);
+    const uint64_t cleared = cleared_bits(bits, base, count);
+    if (cleared == 0) continue;
+    stream_copy(g + run, out + run, (base - run) * kSize);
+    std::memcpy(word, g + base, static_cast<size_t>(count * kSize));
+    zero_at(word, 0, cleared);
+    stream_copy(word, out + base, count * kSize);
+    run = base + count;
+  }
+  stream_copy(g + run, out + run, (n - run) * kSize);
 }
 
 }  // namespace
@@ -121,9 +159,17 @@ void ste_backward_cpu(const at::Tensor& grad, const at::Tensor& mask,
         // itself or in a copy of it made block by block (on an AVX2-only AMD EPYC, unpacking the
         // bits to bools and selecting cost about 1.2x a copy; the copy and the mask's words cost
         // about a copy). In place a block reads little but its mask: larger tasks.
+        // A new tensor larger than the last-level cache is written with streaming stores.
         const uint8_t* bits = mask.const_data_ptr<uint8_t>();
         const bool in_place = gp == op;
+        const bool stream =
+            !in_place && use_streaming_stores(n * static_cast<int64_t>(sizeof(scalar_t)));
         for_each_mask_block(n, in_place ? 1 << 20 : 32768, [&](int64_t b, int64_t e, bool*) {
+          if (stream) {
+            stream_masked_copy(gp + b, bits + b / 8, op + b, e - b);
+            stream_fence();
+            return;
+          }
           if (!in_place) std::memcpy(op + b, gp + b, static_cast<size_t>(e - b) * sizeof(scalar_t));
           zero_cleared(op + b, bits + b / 8, e - b);
         });
