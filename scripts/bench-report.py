@@ -140,7 +140,27 @@ def op_summary(times, pairs):
     return "\n".join(speedups), "\n".join(goals), "\n".join(network)
 
 
+def streamed_table(pairs):
+    """The paired ratios again, against a copy that also writes with streaming stores."""
+    lines = ["| amax | threads | streamed copy (× copy) | fwd, preallocated output (× streamed "
+             "copy) | fwd+bwd (× streamed copy) |", "|---|---|---|---|---|"]
+    for kind in ("PerTensor", "PerChannel"):
+        for t in ("1", "2"):
+            sc = pairs[("BM_PairedCopyStreamed", t)]
+            fwd = pairs[(f"BM_PairedTorchQuant_FwdPrealloc/{kind}", t)]
+            both = pairs[(f"BM_PairedTorchQuant_FwdBwd/{kind}", t)]
+            lines.append(f"| {kind} | {t} | {sc:.2f}× | {fwd / sc:.2f}× | {both / sc:.2f}× |")
+    return "\n".join(lines)
+
+
+try:
+    llc = int(subprocess.run(["getconf", "LEVEL3_CACHE_SIZE"], capture_output=True, text=True,
+                             check=True).stdout.strip() or 0)
+except (OSError, ValueError, subprocess.CalledProcessError):
+    llc = 0
+llc_text = f"{llc / 2**20:.0f} MiB here" if llc > 0 else "unknown here: 32 MiB assumed"
 speedups, op_goals, op_network = op_summary(cached, cached_pairs)
+streamed = streamed_table(cached_pairs)
 speedups_default, op_goals_default, op_network_default = op_summary(default, default_pairs)
 
 def calib_section():
@@ -197,7 +217,7 @@ def other_data():
                        ("BM_PairedHistCollectLevels", "255 levels (fake-quantized)"),
                        ("BM_PairedHistCollectPeaked", "80% one value"),
                        ("BM_PairedHistCollectClipped", "clamped to [-1, 1]: a third at the top")):
-        lines.append(f"| {label} (`{key[8:]}`) | {calib_paired[(key, '1')]:.2f}× "
+        lines.append(f"| {label} (`{key[9:]}`) | {calib_paired[(key, '1')]:.2f}× "
                      f"| {calib_paired[(key, '2')]:.2f}× |")
     return "\n".join(lines)
 
@@ -373,6 +393,15 @@ libjemalloc2, installed by `scripts/setup.sh`).
 | amax | threads | fwd, preallocated output (≤ 1.3× copy) | fwd, fresh output (≤ 1.3×) | fwd+bwd (≤ 2.6× copy) | fwd+bwd vs ATen (≥ 5×) | fwd+bwd vs recipe (≥ 5×) |
 |---|---|---|---|---|---|---|
 {op_goals}
+
+Outputs at least as large as the last-level cache ({llc_text}) are written with streaming
+(non-temporal) stores (`src/util/streaming_stores.h`): straight to memory, without first reading
+each line into the cache as a regular store does, which a copy of such a tensor spends a third of
+its traffic on. So an op can cost less than the copy baseline above, which writes with regular
+stores (ATen's `copy_`). Against a copy that streams too (`BM_PairedCopyStreamed`, our
+`stream_copy`), with jemalloc:
+
+{streamed}
 
 The forward+backward goals again, with the gradient handed over as in a network
 (`*_FwdBwdHandedOver`; the recipe's `where` allocates either way, so its figure is the same run's
@@ -604,6 +633,15 @@ sessions; A/B figures are alternating runs of the benchmark binary against the p
   write): forward 1.27-1.35 -> 1.13-1.16× the copy with 1 thread but 1.15-1.19 -> 1.25-1.29 with
   2, forward+backward unchanged: not kept; nor blocks of 4096 interleaved (forward 7% faster,
   forward+backward unchanged).
+- **Streaming stores.** A copy of the 64 MB tensor with non-temporal stores took 0.72-0.74× the
+  regular copy's time with 1 thread (0.98-1.05× with 2: both threads' copies then reach the same
+  limit). The ops write outputs from the last-level cache's size up that way (16 MiB here, read
+  from /sys: glibc's sysconf reported 256 MiB on this VM, which kept them off at first). Same
+  binary, `TORCHQUANT_STREAMING_STORES=1` against `0`, paired, per tensor: forward into a
+  preallocated output 1.31-1.37 -> 1.01-1.08× the copy (1 thread), 1.17-1.19 -> 0.94-1.03 (2);
+  forward+backward with a gradient the caller keeps 2.30-2.37 -> 1.99-2.08, 2.15-2.24 ->
+  1.74-1.84. The backward first streamed each 64-element word on its own (a call per 256 bytes):
+  2.34-2.43 with 1 thread; runs of all-set words in one call gave the figures above.
 - The VM's load from outside varied during both sessions, the 2-thread figures most: while it
   was loaded, the 2-thread collect of gaussian data ran only 1.6× faster than 1 thread (`perf`:
   the OpenMP worker took about 38% more samples than the main thread for its half of the data);
