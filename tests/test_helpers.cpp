@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <limits>
 
 namespace torchquant {
 namespace testing {
@@ -13,6 +14,16 @@ namespace testing {
 std::string data_dir(const char* name, const char* built_in) {
   const char* env = std::getenv(name);
   return env != nullptr && *env != '\0' ? env : built_in;
+}
+
+at::Tensor gradient_with_specials(int64_t n, at::ScalarType dtype) {
+  at::Tensor grad = at::randn({n}).to(dtype);
+  if (n > 3) {
+    grad[0] = std::numeric_limits<float>::quiet_NaN();
+    grad[1] = -0.0;
+    grad[2] = -std::numeric_limits<float>::infinity();
+  }
+  return grad;
 }
 
 bool bit_equal(const at::Tensor& a, const at::Tensor& b) {

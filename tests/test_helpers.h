@@ -46,6 +46,10 @@ std::string data_dir(const char* name, const char* built_in);
 /// Same dtype, shape and bits (NaN payloads and -0.0 included).
 bool bit_equal(const at::Tensor& a, const at::Tensor& b);
 
+/// A gradient for the straight-through backward's tests: n gaussian values of `dtype`, the first
+/// three NaN, -0 and -Inf where n > 3 (bits a set mask bit must keep).
+at::Tensor gradient_with_specials(int64_t n, at::ScalarType dtype);
+
 /// Runs `fn` with the intra-op thread pool set to `threads`, restoring it afterwards.
 at::Tensor with_threads(int threads, const std::function<at::Tensor()>& fn);
 

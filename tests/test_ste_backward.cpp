@@ -39,12 +39,7 @@ TEST(SteBackward, PackedMaskInPlaceEqualsOutOfPlace) {
     for (int64_t n : lengths) {
       for (double cleared : {0.0, 0.001, 0.5, 1.0}) {
         if (n > 4097 && (dtype != at::kFloat || cleared == 0.5)) continue;  // the long ones once
-        at::Tensor grad = torch::randn({n}).to(dtype);
-        if (n > 3) {
-          grad[0] = std::numeric_limits<float>::quiet_NaN();
-          grad[1] = -0.0;
-          grad[2] = -std::numeric_limits<float>::infinity();
-        }
+        const at::Tensor grad = testing::gradient_with_specials(n, dtype);
         const at::Tensor mask = torch::rand({n}).ge(cleared);
         const at::Tensor bits = packed(mask);
         const at::Tensor expected = ops::ste_backward(grad, bits);

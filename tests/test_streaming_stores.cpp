@@ -121,12 +121,7 @@ TEST(StreamingStores, BackwardWritesTheSameBits) {
   for (auto dtype : {at::kFloat, at::kDouble, at::kHalf, at::kBFloat16}) {
     for (int64_t n : {0, 1, 63, 64, 65, 200, 4095, 4097, 70001}) {
       for (double cleared : {0.0, 0.001, 0.5, 1.0}) {
-        at::Tensor grad = torch::randn({n}).to(dtype);
-        if (n > 3) {
-          grad[0] = std::numeric_limits<float>::quiet_NaN();
-          grad[1] = -0.0;
-          grad[2] = -std::numeric_limits<float>::infinity();
-        }
+        const at::Tensor grad = testing::gradient_with_specials(n, dtype);
         const at::Tensor mask = torch::rand({n}).ge(cleared);
         at::Tensor bits = torch::empty({detail::packed_mask_bytes(n)}, torch::kByte);
         detail::pack_mask_bits(mask.data_ptr<bool>(), n, bits.data_ptr<uint8_t>());
