@@ -23,7 +23,7 @@ int32_t exact_bin(float a, float top, float bins_f, int32_t num_bins);
 /// so int(q') == int(q) whenever q' is further than `margin` = num_bins * 2^-20 from an integer.
 /// The few elements closer than that (about 2 * margin of them) are set aside and recomputed with
 /// exact_bin. With an unusable reciprocal (top or 1 / top subnormal or inf) or a margin too wide,
-/// every element is. The vector versions clamp q' to `last` = num_bins - 1/2: a counted element
+/// every element is. Every version clamps q' to `last` = num_bins - 1/2: a counted element
 /// (|x| <= top) with q' above it is in the last bin for sure, |x| == top included (on the
 /// boundary q = num_bins, a recheck each otherwise: a third of a hardtanh's outputs, all of a
 /// constant tensor's).

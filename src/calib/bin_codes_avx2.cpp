@@ -98,7 +98,7 @@ struct Avx2Codes {
 // store each step, where each increment is a store already).
 struct Avx2Count {
   Avx2Sort sort;
-  int32_t* sub;
+  int32_t* counts;
   __m256i uncounted;  // num_bins + k in lane k
   // Per lane (as Avx2Sort::first_bin): increments of a bin; slots equal to the step's first.
   __m256i written = _mm256_setzero_si256(), same_as_first = _mm256_setzero_si256();
@@ -114,14 +114,14 @@ struct Avx2Count {
     const auto s23 = static_cast<uint64_t>(_mm_extract_epi64(low, 1));
     const auto s45 = static_cast<uint64_t>(_mm_cvtsi128_si64(high));
     const auto s67 = static_cast<uint64_t>(_mm_extract_epi64(high, 1));
-    ++sub[static_cast<uint32_t>(s01)];
-    ++sub[s01 >> 32];
-    ++sub[static_cast<uint32_t>(s23)];
-    ++sub[s23 >> 32];
-    ++sub[static_cast<uint32_t>(s45)];
-    ++sub[s45 >> 32];
-    ++sub[static_cast<uint32_t>(s67)];
-    ++sub[s67 >> 32];
+    ++counts[static_cast<uint32_t>(s01)];
+    ++counts[s01 >> 32];
+    ++counts[static_cast<uint32_t>(s23)];
+    ++counts[s23 >> 32];
+    ++counts[static_cast<uint32_t>(s45)];
+    ++counts[s45 >> 32];
+    ++counts[static_cast<uint32_t>(s67)];
+    ++counts[s67 >> 32];
   }
 };
 
@@ -134,12 +134,11 @@ TORCHQUANT_TARGET_AVX2 int64_t lane_sum(__m256i v) {
   return sum;
 }
 
-// Runs `step` over data[0, n), 8 elements at a time, and returns what it found. Counts kept per
-// lane in int32 (n below 2^34), out of memory: GCC kept a BinCodes field the loop added to in
-// memory, a store each step where each increment of a count is one.
+// Runs `step` (an Avx2Codes or Avx2Count) over data[0, n), 8 elements at a time, and returns what
+// it found. Counts kept per lane in int32 (n below 2^34), out of memory: GCC kept a BinCodes field
+// the loop added to in memory, a store each step where each increment of a count is one.
 template <class Step>
-TORCHQUANT_TARGET_AVX2 BinCodes run_steps(const float* data, int64_t n, Step* step,
-                                          Avx2Sort* sort) {
+TORCHQUANT_TARGET_AVX2 BinCodes run_steps(const float* data, int64_t n, Step* step) {
   const __m256i all = _mm256_set1_epi32(-1);
   BinCodes r;
   int64_t i = 0;
@@ -151,9 +150,9 @@ TORCHQUANT_TARGET_AVX2 BinCodes run_steps(const float* data, int64_t n, Step* st
     (*step)(_mm256_maskload_ps(data + i, lanes), lanes, &r);
   }
   alignas(32) uint32_t lanes_max[8];
-  _mm256_store_si256(reinterpret_cast<__m256i*>(lanes_max), sort->max_bits);
+  _mm256_store_si256(reinterpret_cast<__m256i*>(lanes_max), step->sort.max_bits);
   for (uint32_t m : lanes_max) r.max_bits = m > r.max_bits ? m : r.max_bits;
-  r.first_bin = lane_sum(sort->first_bin);
+  r.first_bin = lane_sum(step->sort.first_bin);
   return r;
 }
 
@@ -162,7 +161,7 @@ TORCHQUANT_TARGET_AVX2 BinCodes run_steps(const float* data, int64_t n, Step* st
 TORCHQUANT_TARGET_AVX2 BinCodes bin_codes_avx2(const float* data, int64_t n, const BinRule& rule,
                                                bool skip_zeros, int32_t* out, uint32_t* recheck) {
   Avx2Codes step{{rule, skip_zeros, recheck}, out};
-  return run_steps(data, n, &step, &step.sort);
+  return run_steps(data, n, &step);
 }
 
 TORCHQUANT_TARGET_AVX2 BinCodes count_avx2(const float* data, int64_t n, const BinRule& rule,
@@ -170,7 +169,7 @@ TORCHQUANT_TARGET_AVX2 BinCodes count_avx2(const float* data, int64_t n, const B
   const __m256i uncounted =
       _mm256_add_epi32(_mm256_set1_epi32(rule.num_bins), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
   Avx2Count step{{rule, skip_zeros, recheck}, counts, uncounted};
-  BinCodes r = run_steps(data, n, &step, &step.sort);
+  BinCodes r = run_steps(data, n, &step);
   r.size = lane_sum(step.written);
   // Lane 0 is always the same as itself.
   r.repeats = lane_sum(step.same_as_first) - _mm256_extract_epi32(step.same_as_first, 0);
