@@ -1,0 +1,190 @@
+// The float32 fake-quantization forward with AVX2 intrinsics; see fake_quant_avx2.h. Each step
+// does what quant_span in fake_quant_kernel.cpp does to one element, with the same IEEE
+// operations in the same order, to 8 of them.
+
+#include "ops/cpu/fake_quant_avx2.h"
+
+#include <c10/util/Exception.h>
+
+#include "util/cpu_isa.h"
+
+#if defined(__x86_64__)
+#include <algorithm>
+#include <cstring>
+#include <limits>
+
+#include "util/prefetch.h"
+#include "util/x86_target.h"
+
+namespace torchquant {
+namespace detail {
+namespace {
+
+// One row's values, in every lane (or, where a step crosses into the next row, per lane).
+struct RowValues {
+  __m256 scale_mul, scale_div, amax;
+};
+
+TORCHQUANT_TARGET_AVX2 RowValues row_values(const F32QuantRows& a, int64_t row) {
+  const int64_t ch = row % a.channels;
+  return {_mm256_set1_ps(a.scale_mul[ch]), _mm256_set1_ps(a.scale_div[ch]),
+          _mm256_set1_ps(a.amax[ch])};
+}
+
+// Walks the rows step by step: the values of the 8 lanes from element i, and the row of the
+// element a step moved to. Rows are at least 8 elements long, so a step crosses one end at most.
+class RowWalk {
+ public:
+  TORCHQUANT_TARGET_AVX2 RowWalk(const F32QuantRows& a, int64_t begin) : a_(a) {
+    if (a.inner == 0) {
+      end_ = std::numeric_limits<int64_t>::max();
+    } else {
+      row_ = begin / a.inner;
+      end_ = (row_ + 1) * a.inner;
+    }
+    current_ = row_values(a, row_);
+  }
+
+  // Values of lanes i .. i + 7, i in the current row.
+  TORCHQUANT_TARGET_AVX2 RowValues lanes(int64_t i) const {
+    if (i + 8 <= end_) return current_;
+    const RowValues next = row_values(a_, row_ + 1);
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256 later = _mm256_castsi256_ps(
+        _mm256_cmpgt_epi32(lane, _mm256_set1_epi32(static_cast<int>(end_ - i) - 1)));
+    return {_mm256_blendv_ps(current_.scale_mul, next.scale_mul, later),
+            _mm256_blendv_ps(current_.scale_div, next.scale_div, later),
+            _mm256_blendv_ps(current_.amax, next.amax, later)};
+  }
+
+  // The next step starts at element i.
+  TORCHQUANT_TARGET_AVX2 void moved_to(int64_t i) {
+    if (i < end_) return;
+    ++row_;
+    end_ += a_.inner;
+    current_ = row_values(a_, row_);
+  }
+
+ private:
+  const F32QuantRows& a_;
+  int64_t row_ = 0;
+  int64_t end_ = 0;
+  RowValues current_;
+};
+
+// One step's results.
+struct Step {
+  __m256 y;
+  uint32_t bits;  // |x| <= amax, lane k at bit k
+  __m256 negative;
+};
+
+// q = round_half_even(clamp(x * scale_mul, lo, hi)) (NaN kept, sign of the clamped value), then
+// q / scale_div when fake: quant_math.h's operations on 8 lanes. max(lo, t) and min(hi, t) return
+// t when t is NaN, as `t < lo ? lo : t` and `t > hi ? hi : t` do.
+TORCHQUANT_TARGET_AVX2 Step quant_step(const F32QuantRows& a, __m256 x, const RowValues& v) {
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  const __m256 magic = _mm256_set1_ps(12582912.0f);
+  __m256 t = _mm256_mul_ps(x, v.scale_mul);
+  t = _mm256_min_ps(_mm256_set1_ps(a.hi), _mm256_max_ps(_mm256_set1_ps(a.lo), t));
+  const __m256 r = _mm256_sub_ps(_mm256_add_ps(t, magic), magic);
+  const __m256 q = _mm256_or_ps(_mm256_andnot_ps(sign, r), _mm256_and_ps(sign, t));
+  const __m256 kept = _mm256_cmp_ps(_mm256_andnot_ps(sign, x), v.amax, _CMP_LE_OQ);
+  return {a.fake ? _mm256_div_ps(q, v.scale_div) : q,
+          static_cast<uint32_t>(_mm256_movemask_ps(kept)),
+          _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LT_OQ)};
+}
+
+// Fewer than 8 elements from i, through a zero-padded buffer (a zero is neither negative nor
+// written back); their mask bits, when wanted, start a byte (i is a multiple of 8 then).
+TORCHQUANT_TARGET_AVX2 __m256 partial_step(const F32QuantRows& a, RowWalk& walk, int64_t i,
+                                           int64_t len) {
+  alignas(32) float in[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  alignas(32) float out[8];
+  std::memcpy(in, a.x + i, static_cast<size_t>(len) * sizeof(float));
+  const Step s = quant_step(a, _mm256_load_ps(in), walk.lanes(i));
+  _mm256_store_ps(out, s.y);
+  std::memcpy(a.y + i, out, static_cast<size_t>(len) * sizeof(float));
+  if (a.bits != nullptr) a.bits[i / 8] = static_cast<uint8_t>(s.bits & ((1u << len) - 1));
+  walk.moved_to(i + len);
+  return s.negative;
+}
+
+// Elements [i, e) in whole steps from i (e - i a multiple of 8), stored with streaming stores
+// (kStream, the output 32-byte aligned) or regular ones; reads prefetched kPrefetchAhead on.
+template <bool kStream>
+TORCHQUANT_TARGET_AVX2 __m256 whole_steps(const F32QuantRows& a, RowWalk& walk, int64_t i,
+                                          int64_t e, __m256 negative) {
+  constexpr int64_t kPrefetchEvery = 512 / sizeof(float);
+  for (int64_t next_prefetch = i; i < e; i += 8) {
+    if (i >= next_prefetch) {
+      prefetch_ahead(a.x + i, 512);
+      if (!kStream && a.y != a.x) prefetch_ahead<true>(a.y + i, 512);
+      next_prefetch = i + kPrefetchEvery;
+    }
+    const Step s = quant_step(a, _mm256_loadu_ps(a.x + i), walk.lanes(i));
+    if constexpr (kStream) {
+      _mm256_stream_ps(a.y + i, s.y);
+    } else {
+      _mm256_storeu_ps(a.y + i, s.y);
+    }
+    if (a.bits != nullptr) a.bits[i / 8] = static_cast<uint8_t>(s.bits);
+    negative = _mm256_or_ps(negative, s.negative);
+    walk.moved_to(i + 8);
+  }
+  return negative;
+}
+
+bool cpu_has_avx2() {
+  static const bool yes = __builtin_cpu_supports("avx2");
+  return yes;
+}
+
+}  // namespace
+
+bool quant_rows_f32_avx2_available() { return cpu_has_avx2() && cpu_isa() >= CpuIsa::kAvx2; }
+
+TORCHQUANT_TARGET_AVX2 bool quant_rows_f32_avx2(const F32QuantRows& a, int64_t b, int64_t e) {
+  RowWalk walk(a, b);
+  __m256 negative = _mm256_setzero_ps();
+  int64_t i = b;
+  // Without mask bits to keep byte-aligned, a few elements first bring the output to 32 bytes.
+  if (a.stream && a.bits == nullptr) {
+    const auto misaligned = reinterpret_cast<uintptr_t>(a.y + i) % 32;
+    const int64_t head =
+        std::min<int64_t>(e - i, misaligned == 0 || misaligned % sizeof(float) != 0
+                                     ? 0
+                                     : static_cast<int64_t>((32 - misaligned) / sizeof(float)));
+    if (head > 0) negative = _mm256_or_ps(negative, partial_step(a, walk, i, head));
+    i += head;
+  }
+  const int64_t whole_end = i + (e - i) / 8 * 8;
+  const bool stream = a.stream && reinterpret_cast<uintptr_t>(a.y + i) % 32 == 0;
+  negative = stream ? whole_steps<true>(a, walk, i, whole_end, negative)
+                    : whole_steps<false>(a, walk, i, whole_end, negative);
+  if (whole_end < e) {
+    negative = _mm256_or_ps(negative, partial_step(a, walk, whole_end, e - whole_end));
+  }
+  if (stream) _mm_sfence();
+  return _mm256_movemask_ps(negative) != 0;
+}
+
+}  // namespace detail
+}  // namespace torchquant
+
+#else  // not x86-64: the generic loop runs
+
+namespace torchquant {
+namespace detail {
+
+bool quant_rows_f32_avx2_available() { return false; }
+
+bool quant_rows_f32_avx2(const F32QuantRows&, int64_t, int64_t) {
+  TORCH_INTERNAL_ASSERT(false, "quant_rows_f32_avx2: only built for x86-64");
+  return false;
+}
+
+}  // namespace detail
+}  // namespace torchquant
+
+#endif
