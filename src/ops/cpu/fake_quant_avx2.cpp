@@ -35,7 +35,7 @@ TORCHQUANT_TARGET_AVX2 RowValues row_values(const F32QuantRows& a, int64_t row) 
 // element a step moved to. Rows are at least 8 elements long, so a step crosses one end at most.
 class RowWalk {
  public:
-  TORCHQUANT_TARGET_AVX2 RowWalk(const F32QuantRows& a, int64_t begin) : a_(a) {
+  TORCHQUANT_TARGET_AVX2 RowWalk(const F32QuantRows& a, int64_t begin) : a_(&a) {
     if (a.inner == 0) {
       end_ = std::numeric_limits<int64_t>::max();
     } else {
@@ -48,7 +48,7 @@ class RowWalk {
   // Values of lanes i .. i + 7, i in the current row.
   TORCHQUANT_TARGET_AVX2 RowValues lanes(int64_t i) const {
     if (i + 8 <= end_) return current_;
-    const RowValues next = row_values(a_, row_ + 1);
+    const RowValues next = row_values(*a_, row_ + 1);
     const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     const __m256 later = _mm256_castsi256_ps(
         _mm256_cmpgt_epi32(lane, _mm256_set1_epi32(static_cast<int>(end_ - i) - 1)));
@@ -61,12 +61,12 @@ class RowWalk {
   TORCHQUANT_TARGET_AVX2 void moved_to(int64_t i) {
     if (i < end_) return;
     ++row_;
-    end_ += a_.inner;
-    current_ = row_values(a_, row_);
+    end_ += a_->inner;
+    current_ = row_values(*a_, row_);
   }
 
  private:
-  const F32QuantRows& a_;
+  const F32QuantRows* a_;
   int64_t row_ = 0;
   int64_t end_ = 0;
   RowValues current_;
@@ -79,18 +79,28 @@ struct Step {
   __m256 negative;
 };
 
+// The clamp's bounds in every lane.
+struct Bounds {
+  __m256 lo, hi;
+};
+
+TORCHQUANT_TARGET_AVX2 Bounds bounds_of(const F32QuantRows& a) {
+  return {_mm256_set1_ps(a.lo), _mm256_set1_ps(a.hi)};
+}
+
 // q = round_half_even(clamp(x * scale_mul, lo, hi)) (NaN kept, sign of the clamped value), then
-// q / scale_div when fake: quant_math.h's operations on 8 lanes. max(lo, t) and min(hi, t) return
-// t when t is NaN, as `t < lo ? lo : t` and `t > hi ? hi : t` do.
-TORCHQUANT_TARGET_AVX2 Step quant_step(const F32QuantRows& a, __m256 x, const RowValues& v) {
+// q / scale_div when kFake: quant_math.h's operations on 8 lanes. max(lo, t) and min(hi, t)
+// return t when t is NaN, as `t < lo ? lo : t` and `t > hi ? hi : t` do.
+template <bool kFake>
+TORCHQUANT_TARGET_AVX2 Step quant_step(const Bounds& bounds, __m256 x, const RowValues& v) {
   const __m256 sign = _mm256_set1_ps(-0.0f);
   const __m256 magic = _mm256_set1_ps(12582912.0f);
   __m256 t = _mm256_mul_ps(x, v.scale_mul);
-  t = _mm256_min_ps(_mm256_set1_ps(a.hi), _mm256_max_ps(_mm256_set1_ps(a.lo), t));
+  t = _mm256_min_ps(bounds.hi, _mm256_max_ps(bounds.lo, t));
   const __m256 r = _mm256_sub_ps(_mm256_add_ps(t, magic), magic);
   const __m256 q = _mm256_or_ps(_mm256_andnot_ps(sign, r), _mm256_and_ps(sign, t));
   const __m256 kept = _mm256_cmp_ps(_mm256_andnot_ps(sign, x), v.amax, _CMP_LE_OQ);
-  return {a.fake ? _mm256_div_ps(q, v.scale_div) : q,
+  return {kFake ? _mm256_div_ps(q, v.scale_div) : q,
           static_cast<uint32_t>(_mm256_movemask_ps(kept)),
           _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LT_OQ)};
 }
@@ -102,7 +112,9 @@ TORCHQUANT_TARGET_AVX2 __m256 partial_step(const F32QuantRows& a, RowWalk& walk,
   alignas(32) float in[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   alignas(32) float out[8];
   std::memcpy(in, a.x + i, static_cast<size_t>(len) * sizeof(float));
-  const Step s = quant_step(a, _mm256_load_ps(in), walk.lanes(i));
+  const __m256 x = _mm256_load_ps(in);
+  const Step s = a.fake ? quant_step<true>(bounds_of(a), x, walk.lanes(i))
+                        : quant_step<false>(bounds_of(a), x, walk.lanes(i));
   _mm256_store_ps(out, s.y);
   std::memcpy(a.y + i, out, static_cast<size_t>(len) * sizeof(float));
   if (a.bits != nullptr) a.bits[i / 8] = static_cast<uint8_t>(s.bits & ((1u << len) - 1));
@@ -110,29 +122,51 @@ TORCHQUANT_TARGET_AVX2 __m256 partial_step(const F32QuantRows& a, RowWalk& walk,
   return s.negative;
 }
 
-// Elements [i, e) in whole steps from i (e - i a multiple of 8), stored with streaming stores
-// (kStream, the output 32-byte aligned) or regular ones; reads prefetched kPrefetchAhead on.
-template <bool kStream>
+// Elements [i, e) in whole steps from i (e - i a multiple of 8, i >= 0), stored with streaming
+// stores (kStream, the output 32-byte aligned) or regular ones, mask bytes written when kBits;
+// reads prefetched kPrefetchAhead on. Everything the loop uses is a local: the mask's byte stores
+// could otherwise alias `a` and `walk` and have them reloaded every step.
+template <bool kStream, bool kFake, bool kBits>
 TORCHQUANT_TARGET_AVX2 __m256 whole_steps(const F32QuantRows& a, RowWalk& walk, int64_t i,
                                           int64_t e, __m256 negative) {
   constexpr int64_t kPrefetchEvery = 512 / sizeof(float);
+  const float* const x = a.x;
+  float* const y = a.y;
+  uint8_t* const bits = a.bits;
+  const Bounds bounds = bounds_of(a);
+  RowWalk w = walk;
   for (int64_t next_prefetch = i; i < e; i += 8) {
     if (i >= next_prefetch) {
-      prefetch_ahead(a.x + i, 512);
-      if (!kStream && a.y != a.x) prefetch_ahead<true>(a.y + i, 512);
+      prefetch_ahead(x + i, 512);
+      if (!kStream && y != x) prefetch_ahead<true>(y + i, 512);
       next_prefetch = i + kPrefetchEvery;
     }
-    const Step s = quant_step(a, _mm256_loadu_ps(a.x + i), walk.lanes(i));
+    const Step s = quant_step<kFake>(bounds, _mm256_loadu_ps(x + i), w.lanes(i));
     if constexpr (kStream) {
-      _mm256_stream_ps(a.y + i, s.y);
+      _mm256_stream_ps(y + i, s.y);
     } else {
-      _mm256_storeu_ps(a.y + i, s.y);
+      _mm256_storeu_ps(y + i, s.y);
     }
-    if (a.bits != nullptr) a.bits[i / 8] = static_cast<uint8_t>(s.bits);
+    if constexpr (kBits) bits[static_cast<uint64_t>(i) / 8] = static_cast<uint8_t>(s.bits);
     negative = _mm256_or_ps(negative, s.negative);
-    walk.moved_to(i + 8);
+    w.moved_to(i + 8);
   }
+  walk = w;
   return negative;
+}
+
+using WholeStepsFn = __m256 (*)(const F32QuantRows&, RowWalk&, int64_t, int64_t, __m256);
+
+template <bool kStream, bool kFake>
+WholeStepsFn whole_steps_for(bool with_bits) {
+  return with_bits ? whole_steps<kStream, kFake, true> : whole_steps<kStream, kFake, false>;
+}
+
+WholeStepsFn whole_steps_for(bool stream, bool fake, bool with_bits) {
+  if (stream) {
+    return fake ? whole_steps_for<true, true>(with_bits) : whole_steps_for<true, false>(with_bits);
+  }
+  return fake ? whole_steps_for<false, true>(with_bits) : whole_steps_for<false, false>(with_bits);
 }
 
 bool cpu_has_avx2() {
@@ -160,8 +194,7 @@ TORCHQUANT_TARGET_AVX2 bool quant_rows_f32_avx2(const F32QuantRows& a, int64_t b
   }
   const int64_t whole_end = i + (e - i) / 8 * 8;
   const bool stream = a.stream && reinterpret_cast<uintptr_t>(a.y + i) % 32 == 0;
-  negative = stream ? whole_steps<true>(a, walk, i, whole_end, negative)
-                    : whole_steps<false>(a, walk, i, whole_end, negative);
+  negative = whole_steps_for(stream, a.fake, a.bits != nullptr)(a, walk, i, whole_end, negative);
   if (whole_end < e) {
     negative = _mm256_or_ps(negative, partial_step(a, walk, whole_end, e - whole_end));
   }

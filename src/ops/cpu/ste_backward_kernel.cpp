@@ -162,14 +162,16 @@ void ste_backward_cpu(const at::Tensor& grad, const at::Tensor& mask,
         // A new tensor larger than the last-level cache is written with streaming stores.
         const uint8_t* bits = mask.const_data_ptr<uint8_t>();
         const bool in_place = gp == op;
-        const bool stream =
-            !in_place && use_streaming_stores(n * static_cast<int64_t>(sizeof(scalar_t)));
-        for_each_mask_block(n, in_place ? 1 << 20 : 32768, [&](int64_t b, int64_t e, bool*) {
-          if (stream) {
-            stream_masked_copy(gp + b, bits + b / 8, op + b, e - b);
+        if (!in_place && use_streaming_stores(n * static_cast<int64_t>(sizeof(scalar_t)))) {
+          // One fence per task, not per block (a fence every 16 KiB cost ~6% of a streamed copy).
+          at::parallel_for(0, (n + 63) / 64, 32768 / 64, [&](int64_t w0, int64_t w1) {
+            const int64_t b = w0 * 64;
+            stream_masked_copy(gp + b, bits + b / 8, op + b, std::min(n, w1 * 64) - b);
             stream_fence();
-            return;
-          }
+          });
+          return;
+        }
+        for_each_mask_block(n, in_place ? 1 << 20 : 32768, [&](int64_t b, int64_t e, bool*) {
           if (!in_place) std::memcpy(op + b, gp + b, static_cast<size_t>(e - b) * sizeof(scalar_t));
           zero_cleared(op + b, bits + b / 8, e - b);
         });
