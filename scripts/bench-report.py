@@ -9,6 +9,7 @@ import os
 import platform
 import subprocess
 import sys
+from pathlib import Path
 from statistics import median
 
 root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -153,11 +154,30 @@ def streamed_table(pairs):
     return "\n".join(lines)
 
 
-try:
-    llc = int(subprocess.run(["getconf", "LEVEL3_CACHE_SIZE"], capture_output=True, text=True,
-                             check=True).stdout.strip() or 0)
-except (OSError, ValueError, subprocess.CalledProcessError):
-    llc = 0
+def last_level_cache_bytes():
+    """The size the library reads (src/util/streaming_stores.cpp): the highest cache level Linux
+    lists for CPU 0, else getconf's (glibc's sysconf, which a VM can get wrong), else 0."""
+    best_level, size = 0, 0
+    for index in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*"):
+        try:
+            level = int((index / "level").read_text())
+            text = (index / "size").read_text().strip()
+        except (OSError, ValueError):
+            continue
+        units = {"K": 2**10, "M": 2**20, "G": 2**30}
+        number = int(text.rstrip("KMG") or 0) * units.get(text[-1:], 1)
+        if level > best_level and number > 0:
+            best_level, size = level, number
+    if size > 0:
+        return size
+    try:
+        return int(subprocess.run(["getconf", "LEVEL3_CACHE_SIZE"], capture_output=True,
+                                  text=True, check=True).stdout.strip() or 0)
+    except (OSError, ValueError, subprocess.CalledProcessError):
+        return 0
+
+
+llc = last_level_cache_bytes()
 llc_text = f"{llc / 2**20:.0f} MiB here" if llc > 0 else "unknown here: 32 MiB assumed"
 speedups, op_goals, op_network = op_summary(cached, cached_pairs)
 streamed = streamed_table(cached_pairs)
@@ -595,7 +615,7 @@ quantizing the inputs took 1.8 / 1.2 ms per forward (1 / 2 threads) and the weig
 ## AVX2 only: AMD EPYC (Zen 2)
 
 Measured on 2026-12-02 on an AMD EPYC VM (family 23, model 49: Zen 2; 2 vCPUs at about 3.35 GHz;
-AVX2 without AVX-512; 32 KiB L1 data cache and 512 KiB L2 per core, 16 MiB L3), over two
+AVX2 without AVX-512; 32 KiB L1 data cache and 512 KiB L2 per core, 16 MiB L3), over three
 sessions; A/B figures are alternating runs of the benchmark binary against the previous library
 (through `LD_LIBRARY_PATH`), paired ratios or milliseconds of 16M values:
 
@@ -633,6 +653,22 @@ sessions; A/B figures are alternating runs of the benchmark binary against the p
   write): forward 1.27-1.35 -> 1.13-1.16× the copy with 1 thread but 1.15-1.19 -> 1.25-1.29 with
   2, forward+backward unchanged: not kept; nor blocks of 4096 interleaved (forward 7% faster,
   forward+backward unchanged).
+- **The float32 forward in AVX2 intrinsics** (third session). `perf` of the forward into a
+  preallocated output: two thirds of the samples in the loop that computed 4 KiB into a stack
+  buffer, a third streaming that buffer out; a standalone test of the same arithmetic read,
+  computed and streamed 8 values at a time ran 5.4 ms against 7.7 ms for the buffered way (a
+  streamed copy: 4.9 ms; the division inside costs 0.1 ms of it). The loop in intrinsics
+  (`src/ops/cpu/fake_quant_avx2.cpp`) also writes the mask's bits as a byte per step: with
+  autograd recording, the forward had cost 9.0 ms against 6.7 without (the bools, then packing
+  them). Python timings of the op (`torch.ops.torchquant.fake_tensor_quant`, 1 thread, jemalloc,
+  the faster half of 40 runs; a copy 6.5-6.7 ms): forward 6.7 -> 5.0 ms, with the mask 9.0 ->
+  5.5 ms, backward into a new tensor 4.9 -> 4.4 ms, forward+backward 14.1 -> 10.1 ms; paired
+  `PairedTorchQuant_FwdBwd` 2.18-2.24 -> 1.59-1.61× the copy (1 thread), 2.03 -> 1.69-1.71× (2).
+  Three parts: the loop itself; 32-byte streaming stores instead of 16-byte ones in
+  `stream_copy` (a standalone 64 MB copy: 5.6 -> 4.9 ms) with one fence per backward task
+  instead of one per 16 KiB block (5.3 -> 4.9 ms); and the loop's pointers, bounds and row in
+  registers (GCC reloaded them from the argument struct after every mask byte store, which may
+  alias it: forward 5.7 -> 5.0 ms).
 - **Streaming stores.** A copy of the 64 MB tensor with non-temporal stores took 0.72-0.74× the
   regular copy's time with 1 thread (0.98-1.05× with 2: both threads' copies then reach the same
   limit). The ops write outputs from the last-level cache's size up that way (16 MiB here, read
