@@ -386,8 +386,9 @@ Machine: {cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}
 goes, `perf` shares, timings of parts) give the machine they were measured on: most on the Intel
 Xeon VM (AVX-512) of [benchmarks-xeon.md](benchmarks-xeon.md), the section "AVX2 only: AMD EPYC
 (Zen 2)" on an AMD EPYC VM.
-LibTorch {torch_version} (PyPI wheel), GCC Release build (-O3; ops with an AVX2 clone picked at
-load time; the histogram pass with its {isa} version, dispatched by hand).
+LibTorch {torch_version} (PyPI wheel), GCC Release build (-O3; the float32 fake-quant forward in AVX2
+intrinsics per tensor and per row, other ops and layouts with an AVX2 clone picked at load time;
+the histogram pass with its {isa} version, dispatched by hand).
 
 ## Ops: fp32, 64×256×32×32 (16M elements, 64 MB)
 
