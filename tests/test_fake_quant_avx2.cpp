@@ -1,8 +1,9 @@
-// The float32 forward's AVX2 loop (ops/cpu/fake_quant_avx2.h) against the generic loop, which runs
-// under a scalar cap (detail::ScopedCpuIsaCap, as TORCHQUANT_CPU_ISA=scalar): the same bits for
-// outputs and masks, and the same negative-input error, on values that test every operation of
-// the step (NaN, infinities, signed zeros, ties, the amax itself, subnormals), per tensor and per
-// channel rows whose ends fall inside a step, tails, streamed and regular stores, odd offsets.
+// The forward's AVX2 loop (ops/cpu/fake_quant_avx2.h) against the generic loop, which runs under
+// a scalar cap (detail::ScopedCpuIsaCap, as TORCHQUANT_CPU_ISA=scalar): the same bits for outputs
+// and masks, and the same negative-input error, on values that test every operation of the step
+// (NaN with several payloads, infinities, signed zeros, ties, the amax itself, subnormals), in
+// float32, float16 and bfloat16, per tensor and per channel rows whose ends fall inside a step,
+// tails, streamed and regular stores, odd offsets.
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -26,7 +27,7 @@ template <class Fn>
 auto avx2_and_generic(const Fn& fn) {
   auto fast = fn();
   detail::ScopedCpuIsaCap scalar(detail::CpuIsa::kScalar);
-  EXPECT_FALSE(detail::quant_rows_f32_avx2_available());
+  EXPECT_FALSE(detail::quant_rows_avx2_available());
   return std::make_pair(fast, fn());
 }
 
@@ -56,6 +57,28 @@ at::Tensor with_specials(at::IntArrayRef sizes, float amax, float step, int64_t 
   return x;
 }
 
+// NaNs with other payloads and signs than a conversion makes, quiet and signalling, in `x`'s dtype.
+at::Tensor with_nan_payloads(at::Tensor x) {
+  x = x.clone();
+  const int64_t n = x.numel();
+  if (n < 8) return x;
+  if (x.scalar_type() == at::kFloat) {
+    auto bits = x.view(at::kInt).view(-1);
+    const int32_t nans[] = {0x7fc00001, static_cast<int32_t>(0xffc00000), 0x7f800001,
+                            static_cast<int32_t>(0xff812345)};
+    for (int k = 0; k < 4; ++k) bits[n - 1 - 2 * k] = nans[k];
+  } else {
+    auto bits = x.view(at::kShort).view(-1);
+    const bool half = x.scalar_type() == at::kHalf;
+    const uint16_t nans[] = {static_cast<uint16_t>(half ? 0x7e01 : 0x7fc1),
+                             static_cast<uint16_t>(half ? 0xfe00 : 0xffc0),
+                             static_cast<uint16_t>(half ? 0x7c01 : 0x7f81),
+                             static_cast<uint16_t>(half ? 0xfc02 : 0xff82)};
+    for (int k = 0; k < 4; ++k) bits[n - 1 - 2 * k] = static_cast<int16_t>(nans[k]);
+  }
+  return x;
+}
+
 void expect_same(const char* what, const std::pair<at::Tensor, at::Tensor>& r) {
   EXPECT_TRUE(bit_equal(r.first, r.second)) << what;
 }
@@ -74,7 +97,7 @@ void check_ops(const at::Tensor& x, const at::Tensor& amax, int64_t bits, bool i
   EXPECT_TRUE(bit_equal(std::get<0>(masked.first), std::get<0>(masked.second)));
   EXPECT_TRUE(torch::equal(std::get<1>(masked.first), std::get<1>(masked.second)));
   expect_same("out at an odd offset", avx2_and_generic([&] {
-                at::Tensor storage = torch::full({x.numel() + 1}, 7.0f);
+                at::Tensor storage = torch::full({x.numel() + 1}, 7.0f, x.options());
                 at::Tensor view = storage.slice(0, 1).view(x.sizes());
                 ops::fake_tensor_quant_out(x, amax, bits, is_unsigned, narrow, view);
                 return storage;
@@ -88,25 +111,28 @@ void check_ops(const at::Tensor& x, const at::Tensor& amax, int64_t bits, bool i
 
 TEST(FakeQuantAvx2, RunsWhereTheCpuHasAvx2) {
 #if defined(__x86_64__)
-  EXPECT_EQ(detail::quant_rows_f32_avx2_available(), detail::cpu_isa() >= detail::CpuIsa::kAvx2);
+  EXPECT_EQ(detail::quant_rows_avx2_available(), detail::cpu_isa() >= detail::CpuIsa::kAvx2);
 #else
-  EXPECT_FALSE(detail::quant_rows_f32_avx2_available());
+  EXPECT_FALSE(detail::quant_rows_avx2_available());
 #endif
 }
 
 TEST(FakeQuantAvx2, PerTensorSameBitsAsTheGenericLoop) {
-  for (bool stream : {false, true}) {
-    detail::ScopedStreamingStores streaming(stream);
-    for (int64_t n : {1, 7, 8, 9, 63, 64, 65, 4099, 70001}) {
-      for (int64_t bits : {4, 8, 16}) {
-        for (bool narrow : {true, false}) {
-          SCOPED_TRACE("n=" + std::to_string(n) + " bits=" + std::to_string(bits) +
-                       " narrow=" + std::to_string(narrow) + " stream=" + std::to_string(stream));
-          // amax 127 with 8 bits: a scale of 1, so the half step is a tie.
-          const float amax = bits == 8 ? 127.0f : 3.0f;
-          const at::Tensor x = with_specials({n}, amax, 1.0f, n + bits);
-          check_ops(x, torch::tensor(amax), bits, false, narrow);
-          check_ops(x.abs().nan_to_num(0.0), torch::tensor(amax), bits, true, narrow);
+  for (auto dtype : {at::kFloat, at::kHalf, at::kBFloat16}) {
+    for (bool stream : {false, true}) {
+      detail::ScopedStreamingStores streaming(stream);
+      for (int64_t n : {1, 7, 8, 9, 63, 64, 65, 4099, 70001}) {
+        for (int64_t bits : {4, 8, 16}) {
+          for (bool narrow : {true, false}) {
+            SCOPED_TRACE(c10::toString(dtype) + std::string(" n=") + std::to_string(n) +
+                         " bits=" + std::to_string(bits) + " narrow=" + std::to_string(narrow) +
+                         " stream=" + std::to_string(stream));
+            // amax 127 with 8 bits: a scale of 1, so the half step is a tie.
+            const float amax = bits == 8 ? 127.0f : 3.0f;
+            const at::Tensor x = with_specials({n}, amax, 1.0f, n + bits).to(dtype);
+            check_ops(with_nan_payloads(x), torch::tensor(amax), bits, false, narrow);
+            check_ops(x.abs().nan_to_num(0.0), torch::tensor(amax), bits, true, narrow);
+          }
         }
       }
     }
@@ -116,20 +142,23 @@ TEST(FakeQuantAvx2, PerTensorSameBitsAsTheGenericLoop) {
 // Rows of 64, 67 (an end inside every step) and 1003 elements, a channel with amax 0 (scale 0,
 // divisor 1), one thread and two (chunks starting mid-row).
 TEST(FakeQuantAvx2, PerChannelRowsSameBitsAsTheGenericLoop) {
-  for (bool stream : {false, true}) {
-    detail::ScopedStreamingStores streaming(stream);
-    for (int64_t inner : {64, 67, 1003}) {
-      for (int threads : {1, 2}) {
-        SCOPED_TRACE("inner=" + std::to_string(inner) + " threads=" + std::to_string(threads) +
-                     " stream=" + std::to_string(stream));
-        const at::Tensor x = with_specials({3, 5, inner}, 2.0f, 2.0f / 127, inner);
-        at::Tensor amax = torch::rand({1, 5, 1}) + 0.5;
-        amax[0][2][0] = 0.0f;
-        testing::with_threads(threads, [&] {
-          check_ops(x, amax, 8, false, true);
-          check_ops(x.abs().nan_to_num(0.0), amax, 7, true, false);
-          return at::Tensor();
-        });
+  for (auto dtype : {at::kFloat, at::kHalf, at::kBFloat16}) {
+    for (bool stream : {false, true}) {
+      detail::ScopedStreamingStores streaming(stream);
+      for (int64_t inner : {64, 67, 1003}) {
+        for (int threads : {1, 2}) {
+          SCOPED_TRACE(c10::toString(dtype) + std::string(" inner=") + std::to_string(inner) +
+                       " threads=" + std::to_string(threads) + " stream=" + std::to_string(stream));
+          const at::Tensor x =
+              with_nan_payloads(with_specials({3, 5, inner}, 2.0f, 2.0f / 127, inner).to(dtype));
+          at::Tensor amax = torch::rand({1, 5, 1}) + 0.5;
+          amax[0][2][0] = 0.0f;
+          testing::with_threads(threads, [&] {
+            check_ops(x, amax, 8, false, true);
+            check_ops(x.abs().nan_to_num(0.0), amax, 7, true, false);
+            return at::Tensor();
+          });
+        }
       }
     }
   }

@@ -9,6 +9,8 @@
 
 /// Compile a function for AVX2, or for AVX-512 F, BW, DQ and VL (what CpuIsa::kAvx512 means).
 #define TORCHQUANT_TARGET_AVX2 __attribute__((target("avx2")))
+/// AVX2 with F16C's float16 conversions (every AVX2 CPU has them; check both).
+#define TORCHQUANT_TARGET_AVX2_F16C __attribute__((target("avx2,f16c")))
 #define TORCHQUANT_TARGET_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
 
 /// Around intrinsics code: GCC 12 warns about the undefined-value operand inside its own headers

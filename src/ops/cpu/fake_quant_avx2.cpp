@@ -1,10 +1,12 @@
-// The float32 fake-quantization forward with AVX2 intrinsics; see fake_quant_avx2.h. Each step
-// does what quant_span in fake_quant_kernel.cpp does to one element, with the same IEEE
-// operations in the same order, to 8 of them.
+// The fake-quantization forward with AVX2 intrinsics (and F16C's float16 conversions); see
+// fake_quant_avx2.h. Each step does what quant_span in fake_quant_kernel.cpp does to one element,
+// with the same IEEE operations in the same order, to 8 of them.
 
 #include "ops/cpu/fake_quant_avx2.h"
 
+#include <c10/util/BFloat16.h>
 #include <c10/util/Exception.h>
+#include <c10/util/Half.h>
 
 #include "util/cpu_isa.h"
 
@@ -25,7 +27,7 @@ struct RowValues {
   __m256 scale_mul, scale_div, amax;
 };
 
-TORCHQUANT_TARGET_AVX2 RowValues row_values(const F32QuantRows& a, int64_t row) {
+TORCHQUANT_TARGET_AVX2_F16C RowValues row_values(const QuantRows& a, int64_t row) {
   const int64_t ch = row % a.channels;
   return {_mm256_set1_ps(a.scale_mul[ch]), _mm256_set1_ps(a.scale_div[ch]),
           _mm256_set1_ps(a.amax[ch])};
@@ -35,7 +37,7 @@ TORCHQUANT_TARGET_AVX2 RowValues row_values(const F32QuantRows& a, int64_t row) 
 // element a step moved to. Rows are at least 8 elements long, so a step crosses one end at most.
 class RowWalk {
  public:
-  TORCHQUANT_TARGET_AVX2 RowWalk(const F32QuantRows& a, int64_t begin) : a_(&a) {
+  TORCHQUANT_TARGET_AVX2_F16C RowWalk(const QuantRows& a, int64_t begin) : a_(&a) {
     if (a.inner == 0) {
       end_ = std::numeric_limits<int64_t>::max();
     } else {
@@ -46,7 +48,7 @@ class RowWalk {
   }
 
   // Values of lanes i .. i + 7, i in the current row.
-  TORCHQUANT_TARGET_AVX2 RowValues lanes(int64_t i) const {
+  TORCHQUANT_TARGET_AVX2_F16C RowValues lanes(int64_t i) const {
     if (i + 8 <= end_) return current_;
     const RowValues next = row_values(*a_, row_ + 1);
     const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
@@ -58,7 +60,7 @@ class RowWalk {
   }
 
   // The next step starts at element i.
-  TORCHQUANT_TARGET_AVX2 void moved_to(int64_t i) {
+  TORCHQUANT_TARGET_AVX2_F16C void moved_to(int64_t i) {
     if (i < end_) return;
     ++row_;
     end_ += a_->inner;
@@ -66,7 +68,7 @@ class RowWalk {
   }
 
  private:
-  const F32QuantRows* a_;
+  const QuantRows* a_;
   int64_t row_ = 0;
   int64_t end_ = 0;
   RowValues current_;
@@ -84,15 +86,79 @@ struct Bounds {
   __m256 lo, hi;
 };
 
-TORCHQUANT_TARGET_AVX2 Bounds bounds_of(const F32QuantRows& a) {
+TORCHQUANT_TARGET_AVX2_F16C Bounds bounds_of(const QuantRows& a) {
   return {_mm256_set1_ps(a.lo), _mm256_set1_ps(a.hi)};
 }
 
+// How 8 elements of T are loaded as floats and stored from them, with the conversions of the
+// generic loop (c10's, not compiled for F16C there): float16 and bfloat16 round to nearest even;
+// a NaN becomes float16's sign | 0x7e00 and bfloat16's 0x7fc0, as c10 makes them.
+template <typename T>
+struct Io;
+
+template <>
+struct Io<float> {
+  static TORCHQUANT_TARGET_AVX2_F16C __m256 load(const float* p) { return _mm256_loadu_ps(p); }
+  // What the fake output divides: q itself.
+  static TORCHQUANT_TARGET_AVX2_F16C __m256 dividend(__m256 q) { return q; }
+  static TORCHQUANT_TARGET_AVX2_F16C void store(float* p, __m256 v) { _mm256_storeu_ps(p, v); }
+  static TORCHQUANT_TARGET_AVX2_F16C void stream(float* p, __m256 v) { _mm256_stream_ps(p, v); }
+};
+
+template <>
+struct Io<c10::Half> {
+  static TORCHQUANT_TARGET_AVX2_F16C __m256 load(const c10::Half* p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  }
+  static TORCHQUANT_TARGET_AVX2_F16C __m128i bits(__m256 v) {
+    const __m256 nan = _mm256_cmp_ps(v, v, _CMP_UNORD_Q);
+    const __m256 quiet = _mm256_or_ps(_mm256_and_ps(v, _mm256_set1_ps(-0.0f)),
+                                      _mm256_castsi256_ps(_mm256_set1_epi32(0x7fc00000)));
+    return _mm256_cvtps_ph(_mm256_blendv_ps(v, quiet, nan),
+                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  }
+  // Upstream divides in float16: q.half() / scale.half().
+  static TORCHQUANT_TARGET_AVX2_F16C __m256 dividend(__m256 q) { return _mm256_cvtph_ps(bits(q)); }
+  static TORCHQUANT_TARGET_AVX2_F16C void store(c10::Half* p, __m256 v) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(p), bits(v));
+  }
+  static TORCHQUANT_TARGET_AVX2_F16C void stream(c10::Half* p, __m256 v) {
+    _mm_stream_si128(reinterpret_cast<__m128i*>(p), bits(v));
+  }
+};
+
+template <>
+struct Io<c10::BFloat16> {
+  static TORCHQUANT_TARGET_AVX2_F16C __m256 load(const c10::BFloat16* p) {
+    const __m256i wide =
+        _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
+  }
+  static TORCHQUANT_TARGET_AVX2_F16C __m128i bits(__m256 v) {
+    const __m256i u = _mm256_castps_si256(v);
+    const __m256i bias =
+        _mm256_add_epi32(_mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1)),
+                         _mm256_set1_epi32(0x7fff));
+    const __m256i rounded = _mm256_srli_epi32(_mm256_add_epi32(u, bias), 16);
+    const __m256i nan = _mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+    const __m256i r = _mm256_blendv_epi8(rounded, _mm256_set1_epi32(0x7fc0), nan);
+    return _mm_packus_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1));
+  }
+  static TORCHQUANT_TARGET_AVX2_F16C __m256 dividend(__m256 q) { return q; }
+  static TORCHQUANT_TARGET_AVX2_F16C void store(c10::BFloat16* p, __m256 v) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(p), bits(v));
+  }
+  static TORCHQUANT_TARGET_AVX2_F16C void stream(c10::BFloat16* p, __m256 v) {
+    _mm_stream_si128(reinterpret_cast<__m128i*>(p), bits(v));
+  }
+};
+
 // q = round_half_even(clamp(x * scale_mul, lo, hi)) (NaN kept, sign of the clamped value), then
 // q / scale_div when kFake: quant_math.h's operations on 8 lanes. max(lo, t) and min(hi, t)
-// return t when t is NaN, as `t < lo ? lo : t` and `t > hi ? hi : t` do.
-template <bool kFake>
-TORCHQUANT_TARGET_AVX2 Step quant_step(const Bounds& bounds, __m256 x, const RowValues& v) {
+// return t when t is NaN, as `t < lo ? lo : t` and `t > hi ? hi : t` do. The output as floats,
+// still to be stored as T.
+template <typename T, bool kFake>
+TORCHQUANT_TARGET_AVX2_F16C Step quant_step(const Bounds& bounds, __m256 x, const RowValues& v) {
   const __m256 sign = _mm256_set1_ps(-0.0f);
   const __m256 magic = _mm256_set1_ps(12582912.0f);
   __m256 t = _mm256_mul_ps(x, v.scale_mul);
@@ -100,38 +166,41 @@ TORCHQUANT_TARGET_AVX2 Step quant_step(const Bounds& bounds, __m256 x, const Row
   const __m256 r = _mm256_sub_ps(_mm256_add_ps(t, magic), magic);
   const __m256 q = _mm256_or_ps(_mm256_andnot_ps(sign, r), _mm256_and_ps(sign, t));
   const __m256 kept = _mm256_cmp_ps(_mm256_andnot_ps(sign, x), v.amax, _CMP_LE_OQ);
-  return {kFake ? _mm256_div_ps(q, v.scale_div) : q,
+  return {kFake ? _mm256_div_ps(Io<T>::dividend(q), v.scale_div) : q,
           static_cast<uint32_t>(_mm256_movemask_ps(kept)),
           _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LT_OQ)};
 }
 
 // Fewer than 8 elements from i, through a zero-padded buffer (a zero is neither negative nor
 // written back); their mask bits, when wanted, start a byte (i is a multiple of 8 then).
-TORCHQUANT_TARGET_AVX2 __m256 partial_step(const F32QuantRows& a, RowWalk& walk, int64_t i,
-                                           int64_t len) {
-  alignas(32) float in[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  alignas(32) float out[8];
-  std::memcpy(in, a.x + i, static_cast<size_t>(len) * sizeof(float));
-  const __m256 x = _mm256_load_ps(in);
-  const Step s = a.fake ? quant_step<true>(bounds_of(a), x, walk.lanes(i))
-                        : quant_step<false>(bounds_of(a), x, walk.lanes(i));
-  _mm256_store_ps(out, s.y);
-  std::memcpy(a.y + i, out, static_cast<size_t>(len) * sizeof(float));
+template <typename T>
+TORCHQUANT_TARGET_AVX2_F16C __m256 partial_step(const QuantRows& a, RowWalk& walk, int64_t i,
+                                                int64_t len) {
+  T in[8], out[8];
+  std::memset(static_cast<void*>(in), 0, sizeof(in));
+  std::memcpy(static_cast<void*>(in), static_cast<const T*>(a.x) + i,
+              static_cast<size_t>(len) * sizeof(T));
+  const __m256 x = Io<T>::load(in);
+  const Step s = a.fake ? quant_step<T, true>(bounds_of(a), x, walk.lanes(i))
+                        : quant_step<T, false>(bounds_of(a), x, walk.lanes(i));
+  Io<T>::store(out, s.y);
+  std::memcpy(static_cast<void*>(static_cast<T*>(a.y) + i), static_cast<const void*>(out),
+              static_cast<size_t>(len) * sizeof(T));
   if (a.bits != nullptr) a.bits[i / 8] = static_cast<uint8_t>(s.bits & ((1u << len) - 1));
   walk.moved_to(i + len);
   return s.negative;
 }
 
 // Elements [i, e) in whole steps from i (e - i a multiple of 8, i >= 0), stored with streaming
-// stores (kStream, the output 32-byte aligned) or regular ones, mask bytes written when kBits;
-// reads prefetched kPrefetchAhead on. Everything the loop uses is a local: the mask's byte stores
-// could otherwise alias `a` and `walk` and have them reloaded every step.
-template <bool kStream, bool kFake, bool kBits>
-TORCHQUANT_TARGET_AVX2 __m256 whole_steps(const F32QuantRows& a, RowWalk& walk, int64_t i,
-                                          int64_t e, __m256 negative) {
-  constexpr int64_t kPrefetchEvery = 512 / sizeof(float);
-  const float* const x = a.x;
-  float* const y = a.y;
+// stores (kStream, the output aligned to a step's bytes) or regular ones, mask bytes written when
+// kBits; reads prefetched kPrefetchAhead on. Everything the loop uses is a local: the mask's byte
+// stores could otherwise alias `a` and `walk` and have them reloaded every step.
+template <typename T, bool kStream, bool kFake, bool kBits>
+TORCHQUANT_TARGET_AVX2_F16C __m256 whole_steps(const QuantRows& a, RowWalk& walk, int64_t i,
+                                               int64_t e, __m256 negative) {
+  constexpr int64_t kPrefetchEvery = 512 / sizeof(T);
+  const T* const x = static_cast<const T*>(a.x);
+  T* const y = static_cast<T*>(a.y);
   uint8_t* const bits = a.bits;
   const Bounds bounds = bounds_of(a);
   RowWalk w = walk;
@@ -141,11 +210,11 @@ TORCHQUANT_TARGET_AVX2 __m256 whole_steps(const F32QuantRows& a, RowWalk& walk, 
       if (!kStream && y != x) prefetch_ahead<true>(y + i, 512);
       next_prefetch = i + kPrefetchEvery;
     }
-    const Step s = quant_step<kFake>(bounds, _mm256_loadu_ps(x + i), w.lanes(i));
+    const Step s = quant_step<T, kFake>(bounds, Io<T>::load(x + i), w.lanes(i));
     if constexpr (kStream) {
-      _mm256_stream_ps(y + i, s.y);
+      Io<T>::stream(y + i, s.y);
     } else {
-      _mm256_storeu_ps(y + i, s.y);
+      Io<T>::store(y + i, s.y);
     }
     if constexpr (kBits) bits[static_cast<uint64_t>(i) / 8] = static_cast<uint8_t>(s.bits);
     negative = _mm256_or_ps(negative, s.negative);
@@ -155,51 +224,70 @@ TORCHQUANT_TARGET_AVX2 __m256 whole_steps(const F32QuantRows& a, RowWalk& walk, 
   return negative;
 }
 
-using WholeStepsFn = __m256 (*)(const F32QuantRows&, RowWalk&, int64_t, int64_t, __m256);
+using WholeStepsFn = __m256 (*)(const QuantRows&, RowWalk&, int64_t, int64_t, __m256);
 
-template <bool kStream, bool kFake>
+template <typename T, bool kStream, bool kFake>
 WholeStepsFn whole_steps_for(bool with_bits) {
-  return with_bits ? whole_steps<kStream, kFake, true> : whole_steps<kStream, kFake, false>;
+  return with_bits ? whole_steps<T, kStream, kFake, true> : whole_steps<T, kStream, kFake, false>;
 }
 
+template <typename T>
 WholeStepsFn whole_steps_for(bool stream, bool fake, bool with_bits) {
   if (stream) {
-    return fake ? whole_steps_for<true, true>(with_bits) : whole_steps_for<true, false>(with_bits);
+    return fake ? whole_steps_for<T, true, true>(with_bits)
+                : whole_steps_for<T, true, false>(with_bits);
   }
-  return fake ? whole_steps_for<false, true>(with_bits) : whole_steps_for<false, false>(with_bits);
+  return fake ? whole_steps_for<T, false, true>(with_bits)
+              : whole_steps_for<T, false, false>(with_bits);
 }
 
-bool cpu_has_avx2() {
-  static const bool yes = __builtin_cpu_supports("avx2");
+// quant_rows_avx2 for elements of type T.
+template <typename T>
+TORCHQUANT_TARGET_AVX2_F16C bool run(const QuantRows& a, int64_t b, int64_t e) {
+  constexpr uintptr_t kStepBytes = 8 * sizeof(T);
+  RowWalk walk(a, b);
+  __m256 negative = _mm256_setzero_ps();
+  int64_t i = b;
+  T* const y = static_cast<T*>(a.y);
+  // Without mask bits to keep byte-aligned, a few elements first align the output to a step.
+  if (a.stream && a.bits == nullptr) {
+    const auto misaligned = reinterpret_cast<uintptr_t>(y + i) % kStepBytes;
+    const int64_t head =
+        std::min<int64_t>(e - i, misaligned == 0 || misaligned % sizeof(T) != 0
+                                     ? 0
+                                     : static_cast<int64_t>((kStepBytes - misaligned) / sizeof(T)));
+    if (head > 0) negative = _mm256_or_ps(negative, partial_step<T>(a, walk, i, head));
+    i += head;
+  }
+  const int64_t whole_end = i + (e - i) / 8 * 8;
+  const bool stream = a.stream && reinterpret_cast<uintptr_t>(y + i) % kStepBytes == 0;
+  negative = whole_steps_for<T>(stream, a.fake, a.bits != nullptr)(a, walk, i, whole_end, negative);
+  if (whole_end < e) {
+    negative = _mm256_or_ps(negative, partial_step<T>(a, walk, whole_end, e - whole_end));
+  }
+  if (stream) _mm_sfence();
+  return _mm256_movemask_ps(negative) != 0;
+}
+
+bool cpu_has_avx2_f16c() {
+  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
   return yes;
 }
 
 }  // namespace
 
-bool quant_rows_f32_avx2_available() { return cpu_has_avx2() && cpu_isa() >= CpuIsa::kAvx2; }
+bool quant_rows_avx2_available() { return cpu_has_avx2_f16c() && cpu_isa() >= CpuIsa::kAvx2; }
 
-TORCHQUANT_TARGET_AVX2 bool quant_rows_f32_avx2(const F32QuantRows& a, int64_t b, int64_t e) {
-  RowWalk walk(a, b);
-  __m256 negative = _mm256_setzero_ps();
-  int64_t i = b;
-  // Without mask bits to keep byte-aligned, a few elements first bring the output to 32 bytes.
-  if (a.stream && a.bits == nullptr) {
-    const auto misaligned = reinterpret_cast<uintptr_t>(a.y + i) % 32;
-    const int64_t head =
-        std::min<int64_t>(e - i, misaligned == 0 || misaligned % sizeof(float) != 0
-                                     ? 0
-                                     : static_cast<int64_t>((32 - misaligned) / sizeof(float)));
-    if (head > 0) negative = _mm256_or_ps(negative, partial_step(a, walk, i, head));
-    i += head;
+bool quant_rows_avx2(const QuantRows& a, int64_t b, int64_t e) {
+  switch (a.dtype) {
+    case RowsDtype::kHalf:
+      return run<c10::Half>(a, b, e);
+    case RowsDtype::kBFloat16:
+      return run<c10::BFloat16>(a, b, e);
+    case RowsDtype::kFloat:
+      break;
   }
-  const int64_t whole_end = i + (e - i) / 8 * 8;
-  const bool stream = a.stream && reinterpret_cast<uintptr_t>(a.y + i) % 32 == 0;
-  negative = whole_steps_for(stream, a.fake, a.bits != nullptr)(a, walk, i, whole_end, negative);
-  if (whole_end < e) {
-    negative = _mm256_or_ps(negative, partial_step(a, walk, whole_end, e - whole_end));
-  }
-  if (stream) _mm_sfence();
-  return _mm256_movemask_ps(negative) != 0;
+  return run<float>(a, b, e);
 }
 
 }  // namespace detail
@@ -210,10 +298,10 @@ TORCHQUANT_TARGET_AVX2 bool quant_rows_f32_avx2(const F32QuantRows& a, int64_t b
 namespace torchquant {
 namespace detail {
 
-bool quant_rows_f32_avx2_available() { return false; }
+bool quant_rows_avx2_available() { return false; }
 
-bool quant_rows_f32_avx2(const F32QuantRows&, int64_t, int64_t) {
-  TORCH_INTERNAL_ASSERT(false, "quant_rows_f32_avx2: only built for x86-64");
+bool quant_rows_avx2(const QuantRows&, int64_t, int64_t) {
+  TORCH_INTERNAL_ASSERT(false, "quant_rows_avx2: only built for x86-64");
   return false;
 }
 

@@ -1,43 +1,49 @@
 #pragma once
-// The float32 fake-quantization forward with AVX2 intrinsics, for inputs with one scale per tensor
-// or per row of at least 8 elements: 8 elements a step, their output stored (with streaming stores
-// when asked and the output is 32-byte aligned) and their mask bits written as one byte, in the
-// same step. The generic loop in fake_quant_kernel.cpp computes into a buffer that is then
-// streamed out and packs a bool mask afterwards; this one reads, computes and writes in one go.
-// Bit-identical to the generic loop. Internal header.
+// The fake-quantization forward with AVX2 intrinsics, for float32, float16 and bfloat16 inputs
+// with one scale per tensor or per row of at least 8 elements: 8 elements a step, their output
+// stored (with streaming stores when asked and the output is aligned) and their mask bits written
+// as one byte, in the same step. The generic loop in fake_quant_kernel.cpp computes into a buffer
+// that is then streamed out and packs a bool mask afterwards (and converts 16-bit types one
+// element at a time in software); this one reads, computes and writes in one go. Bit-identical to
+// the generic loop. Internal header.
 
 #include <cstdint>
 
 namespace torchquant {
 namespace detail {
 
-/// A float32 input viewed as rows of `inner` elements, row r using the values of channel
-/// r % channels (per tensor: channels = 1 and inner = 0, one row of any length).
-struct F32QuantRows {
-  const float* x = nullptr;
-  float* y = nullptr;
+/// The element type of QuantRows::x and y (computed in float32 for all three).
+enum class RowsDtype { kFloat, kHalf, kBFloat16 };
+
+/// An input viewed as rows of `inner` elements, row r using the values of channel r % channels
+/// (per tensor: channels = 1 and inner = 0, one row of any length).
+struct QuantRows {
+  const void* x = nullptr;
+  void* y = nullptr;
+  RowsDtype dtype = RowsDtype::kFloat;
   uint8_t* bits = nullptr;           // packed mask of element 0 onwards (mask_bits.h), or null
   const float* scale_mul = nullptr;  // `channels` values each
-  const float* scale_div = nullptr;
+  const float* scale_div = nullptr;  // (float16: the scale rounded to float16, as upstream)
   const float* amax = nullptr;
   int64_t inner = 0;  // 0 or at least 8
   int64_t channels = 1;
   float lo = 0;
   float hi = 0;
   bool fake = true;     // q / scale_div, else q
-  bool stream = false;  // streaming stores for the 32-byte aligned output
+  bool stream = false;  // streaming stores for the aligned part of the output
 };
 
-/// Whether quant_rows_f32_avx2 runs here: an x86-64 CPU with AVX2 and cpu_isa() at least kAvx2.
-bool quant_rows_f32_avx2_available();
+/// Whether quant_rows_avx2 runs here: an x86-64 CPU with AVX2 and F16C, and cpu_isa() at least
+/// kAvx2.
+bool quant_rows_avx2_available();
 
 /// Elements [b, e) of `a` (b a multiple of 8 when a.bits is set); returns whether any was
 /// negative. Ends with a store fence when it streamed.
 ///
-///   F32QuantRows a; a.x = x; a.y = y; a.scale_mul = &s; a.scale_div = &s; a.amax = &m;
+///   QuantRows a; a.x = x; a.y = y; a.scale_mul = &s; a.scale_div = &s; a.amax = &m;
 ///   a.lo = -127; a.hi = 127;
-///   bool negative = quant_rows_f32_avx2(a, 0, n);
-bool quant_rows_f32_avx2(const F32QuantRows& a, int64_t b, int64_t e);
+///   bool negative = quant_rows_avx2(a, 0, n);
+bool quant_rows_avx2(const QuantRows& a, int64_t b, int64_t e);
 
 }  // namespace detail
 }  // namespace torchquant

@@ -1,7 +1,8 @@
 // CPU kernel of tensor_quant / fake_tensor_quant: one fused pass (quantize, optional STE mask as
 // packed bits, negative-input check), vectorised inner loops, at::parallel_for over chunks.
-// float32 with one scale per tensor or per long row runs fake_quant_avx2.h's loop on AVX2 CPUs;
-// the generic loop here runs every other case (and float32 under TORCHQUANT_CPU_ISA=scalar).
+// float32, float16 and bfloat16 with one scale per tensor or per long row run fake_quant_avx2.h's
+// loop on AVX2 CPUs; the generic loop here runs every other case (and all of them under
+// TORCHQUANT_CPU_ISA=scalar).
 
 #include <ATen/Dispatch.h>
 #include <ATen/Functions.h>
@@ -105,13 +106,18 @@ int dispatch_span(const Span<scalar_t, acc_t>& s, bool fake, bool vec) {
   }
 }
 
-// float32 with one scale per tensor or per row of at least kMinRow elements, on an AVX2 CPU:
-// fake_quant_avx2.h's loop, split over threads at multiples of 8 elements (whole mask bytes).
-bool quant_rows_f32(const at::Tensor& x, const QuantParams& p, bool fake, bool rows,
-                    const at::Tensor& out, const at::Tensor& mask) {
-  F32QuantRows a;
-  a.x = x.const_data_ptr<float>();
-  a.y = out.data_ptr<float>();
+// float32, float16 or bfloat16 with one scale per tensor or per row of at least kMinRow
+// elements, on an AVX2 CPU: fake_quant_avx2.h's loop, split over threads at multiples of 8
+// elements (whole mask bytes).
+template <typename scalar_t>
+bool quant_rows(const at::Tensor& x, const QuantParams& p, bool fake, bool rows,
+                const at::Tensor& out, const at::Tensor& mask) {
+  QuantRows a;
+  a.x = x.const_data_ptr<scalar_t>();
+  a.y = out.data_ptr<scalar_t>();
+  a.dtype = std::is_same<scalar_t, float>::value       ? RowsDtype::kFloat
+            : std::is_same<scalar_t, c10::Half>::value ? RowsDtype::kHalf
+                                                       : RowsDtype::kBFloat16;
   a.bits = mask.defined() ? mask.data_ptr<uint8_t>() : nullptr;
   a.scale_mul = p.scale_mul.const_data_ptr<float>();
   a.scale_div = p.scale_div.const_data_ptr<float>();
@@ -122,10 +128,10 @@ bool quant_rows_f32(const at::Tensor& x, const QuantParams& p, bool fake, bool r
   a.hi = static_cast<float>(p.max_bound);
   a.fake = fake;
   const int64_t n = x.numel();
-  a.stream = use_streaming_stores(n * static_cast<int64_t>(sizeof(float)));
+  a.stream = use_streaming_stores(n * static_cast<int64_t>(sizeof(scalar_t)));
   std::atomic<int> negative{0};
   at::parallel_for(0, (n + 7) / 8, kGrain / 8, [&](int64_t b, int64_t e) {
-    if (quant_rows_f32_avx2(a, b * 8, std::min(n, e * 8))) negative.store(1);
+    if (quant_rows_avx2(a, b * 8, std::min(n, e * 8))) negative.store(1);
   });
   return negative.load() != 0;
 }
@@ -153,9 +159,9 @@ bool quant_cpu_typed(const at::Tensor& x, const QuantParams& p, bool fake, const
       }
     }
   }
-  if constexpr (std::is_same<scalar_t, float>::value) {
-    if (period == 1 && quant_rows_f32_avx2_available()) {
-      return quant_rows_f32(x, p, fake, rows, out, mask);
+  if constexpr (!std::is_same<scalar_t, double>::value) {
+    if (period == 1 && quant_rows_avx2_available()) {
+      return quant_rows<scalar_t>(x, p, fake, rows, out, mask);
     }
   }
   const scalar_t* xp = x.const_data_ptr<scalar_t>();
