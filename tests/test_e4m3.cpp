@@ -6,8 +6,10 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <cstring>
 #include <vector>
 
+#include "ops/cpu/e4m3.h"
 #include "test_helpers.h"
 #include "torchquant/tensor_quant.h"
 
@@ -64,6 +66,38 @@ TEST(ScaledE4M3, SaturatesAndKeepsSpecials) {
   EXPECT_EQ(e4m3(std::ldexp(1.0f, -10)), 0.0f);  // half the smallest subnormal: tie to 0
   EXPECT_EQ(e4m3(std::ldexp(3.0f, -11)), std::ldexp(1.0f, -9));
   EXPECT_EQ(e4m3(std::ldexp(1.0f, -25)), 0.0f);  // below 2^-24: zeroed as upstream
+}
+
+// The CPU kernel's branch-free rounding (e4m3_round_float) against the reference (frexp,
+// nearbyint) on every 127th float bit pattern: every sign and exponent, subnormals, Inf, NaN
+// payloads; and on every float within 16 patterns of each E4M3 value and midpoint.
+TEST(ScaledE4M3, BranchFreeRoundingEqualsTheReference) {
+  const auto same = [](float v) {
+    const float want = detail::e4m3_round(v), got = detail::e4m3_round_float(v);
+    return std::memcmp(&want, &got, sizeof(float)) == 0;
+  };
+  int64_t checked = 0;
+  for (uint64_t b = 0; b <= 0xffffffffu; b += 127) {
+    const auto bits = static_cast<uint32_t>(b);
+    float v = 0;
+    std::memcpy(&v, &bits, sizeof(v));
+    ASSERT_TRUE(same(v)) << "bits 0x" << std::hex << bits;
+    ++checked;
+  }
+  EXPECT_GT(checked, int64_t{33000000});
+  const auto values = e4m3_values();
+  for (size_t i = 0; i < values.size(); ++i) {
+    const float points[] = {values[i],
+                            i + 1 < values.size() ? (values[i] + values[i + 1]) / 2 : 464.0f};
+    for (float p : points) {
+      float v = p;
+      for (int k = 0; k < 16; ++k) v = std::nextafter(v, 0.0f);
+      for (int k = 0; k < 33; ++k, v = std::nextafter(v, 1e9f)) {
+        ASSERT_TRUE(same(v)) << v;
+        ASSERT_TRUE(same(-v)) << -v;
+      }
+    }
+  }
 }
 
 TEST(ScaledE4M3, AgreesWithTorchFloat8WithinRangeAndDiffersAboveIt) {

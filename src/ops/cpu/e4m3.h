@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 
 namespace torchquant {
 namespace detail {
@@ -25,6 +27,34 @@ C10_HOST_DEVICE inline T e4m3_round(T v) {
   const T quantum = std::ldexp(T(1), exponent - 3);   // 3 mantissa bits
   const T r = std::nearbyint(a / quantum) * quantum;  // exact: quantum is a power of two
   return std::copysign(std::min(r, T(kE4m3Max)), v);
+}
+
+/// e4m3_round for float without branches or libm calls, so that a loop of it vectorises (the CPU
+/// kernel's): the quantum 2^(max(e, -6) - 3) is built from |v|'s exponent bits, |v| divided by
+/// it (exact) is rounded by adding and subtracting 1.5 * 2^23, and multiplied back (exact). The
+/// same bits as e4m3_round<float> for every float (tests sweep them).
+C10_ALWAYS_INLINE float e4m3_round_float(float v) {
+  uint32_t bits = 0;
+  std::memcpy(&bits, &v, sizeof(bits));
+  const uint32_t sign = bits & 0x80000000u, abs_bits = bits & 0x7fffffffu;
+  float a = 0;
+  std::memcpy(&a, &abs_bits, sizeof(a));
+  int32_t e = static_cast<int32_t>(abs_bits >> 23) - 127;  // -127 for zero and subnormals
+  e = e < -6 ? -6 : e;                                     // at most 128 (Inf, NaN)
+  const auto quantum_bits = static_cast<uint32_t>(e - 3 + 127) << 23;
+  const auto inverse_bits = static_cast<uint32_t>(3 - e + 127) << 23;
+  float quantum = 0, inverse = 0;
+  std::memcpy(&quantum, &quantum_bits, sizeof(quantum));
+  std::memcpy(&inverse, &inverse_bits, sizeof(inverse));
+  const float t = a * inverse;  // below 16 for |v| < 448; Inf for Inf, NaN for NaN
+  float r = ((t + 12582912.0f) - 12582912.0f) * quantum;
+  r = r < 448.0f ? r : 448.0f;  // from 448 up, Inf (whose r is NaN) included
+  uint32_t r_bits = 0;
+  std::memcpy(&r_bits, &r, sizeof(r_bits));
+  r_bits |= sign;
+  float out = 0;
+  std::memcpy(&out, &r_bits, sizeof(out));
+  return v != v ? v : out;
 }
 
 }  // namespace detail
