@@ -10,6 +10,8 @@
 #include <vector>
 
 #include "ops/cpu/e4m3.h"
+#include "ops/cpu/mask_bits.h"
+#include "ops/quant_ops.h"
 #include "test_helpers.h"
 #include "torchquant/tensor_quant.h"
 
@@ -95,6 +97,35 @@ TEST(ScaledE4M3, BranchFreeRoundingEqualsTheReference) {
       for (int k = 0; k < 33; ++k, v = std::nextafter(v, 1e9f)) {
         ASSERT_TRUE(same(v)) << v;
         ASSERT_TRUE(same(-v)) << -v;
+      }
+    }
+  }
+}
+
+// The straight-through mask on the CPU is packed bits (1/8 of a bool mask), |x| <= amax, over
+// several of the kernel's blocks and a partial last byte, with 1 and 2 threads and every dtype.
+TEST(ScaledE4M3, MaskIsPackedBitsOnTheCpu) {
+  torch::manual_seed(5);
+  for (auto dtype : {at::kFloat, at::kDouble, at::kHalf, at::kBFloat16}) {
+    for (int64_t n : {1, 13, 4096, 20003}) {
+      const at::Tensor x = (torch::randn({n}) * 3).to(dtype);
+      const at::Tensor amax = torch::tensor(2.5f);
+      const at::Tensor want = x.abs().le(amax);
+      for (int threads : {1, 2}) {
+        testing::with_threads(threads, [&] {
+          const auto [out, mask] = ops::scaled_e4m3_with_mask(x, amax, 4, 3);
+          EXPECT_EQ(mask.scalar_type(), at::kByte);
+          EXPECT_EQ(mask.numel(), detail::packed_mask_bytes(n));
+          if (mask.numel() != detail::packed_mask_bytes(n)) return at::Tensor();
+          EXPECT_TRUE(torch::equal(out, ops::scaled_e4m3(x, amax, 4, 3)));
+          at::Tensor unpacked = torch::empty({n}, torch::kBool);
+          detail::unpack_mask_bits(mask.data_ptr<uint8_t>(), n, unpacked.data_ptr<bool>());
+          EXPECT_TRUE(torch::equal(unpacked, want)) << dtype << " n=" << n;
+          if (n % 8 != 0) {  // unused high bits of the last byte are 0
+            EXPECT_EQ(mask[-1].item<uint8_t>() >> (n % 8), 0);
+          }
+          return at::Tensor();
+        });
       }
     }
   }

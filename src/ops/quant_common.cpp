@@ -284,7 +284,7 @@ QuantResult run_e4m3(const char* fn, E4m3KernelFn kernel, const at::Tensor& inpu
   }
   QuantResult r;
   r.out = at::empty(inputs.sizes(), inputs.options());
-  if (want_mask) r.mask = at::empty(inputs.sizes(), inputs.options().dtype(at::kBool));
+  if (want_mask) r.mask = prepare_mask(fn, inputs, nullptr);
   if (inputs.numel() > 0) kernel(inputs.contiguous(), scale, zero, mask_amax, r.out, r.mask);
   return r;
 }

@@ -61,7 +61,8 @@ using SteBackwardFn = void (*)(const at::Tensor& grad, const at::Tensor& mask,
                                const at::Tensor& grad_input);
 
 /// A device kernel for scaled_e4m3: `e4m3(x * scale) / scale` (0 where |x| < 2^-24 or where
-/// `zero` is set), and the mask |x| <= mask_amax when `mask` is defined.
+/// `zero` is set), and the mask |x| <= mask_amax when `mask` is defined (as QuantKernelFn's: packed
+/// bits on the CPU, bool elsewhere).
 using E4m3KernelFn = void (*)(const at::Tensor& inputs, float scale, bool zero, float mask_amax,
                               const at::Tensor& out, const at::Tensor& mask);
 
