@@ -10,6 +10,7 @@
 
 #include <limits>
 #include <utility>
+#include <vector>
 
 #include "ops/cpu/fake_quant_avx2.h"
 #include "ops/quant_ops.h"
@@ -156,6 +157,40 @@ TEST(FakeQuantAvx2, PerChannelRowsSameBitsAsTheGenericLoop) {
           testing::with_threads(threads, [&] {
             check_ops(x, amax, 8, false, true);
             check_ops(x.abs().nan_to_num(0.0), amax, 7, true, false);
+            return at::Tensor();
+          });
+        }
+      }
+    }
+  }
+}
+
+// Per-channel rows shorter than 64 elements (a repeated pattern of per-element values, also
+// shorter than a step) and a general amax layout (values per element), 1 and 2 threads.
+TEST(FakeQuantAvx2, RepeatedPatternsSameBitsAsTheGenericLoop) {
+  struct Layout {
+    std::vector<int64_t> x, amax;
+  };
+  const Layout layouts[] = {{{3, 5, 7}, {1, 5, 1}},      // rows of 7: a pattern of 35 values
+                            {{50, 6}, {1, 6}},           // rows of 1: a pattern of 6 < 8
+                            {{2, 3, 300}, {1, 3, 1}},    // rows of 300: the row walk
+                            {{4, 5, 33}, {1, 5, 33}},    // general: a value per element
+                            {{70, 3, 61}, {1, 3, 61}}};  // general, over several tasks
+  for (auto dtype : {at::kFloat, at::kHalf, at::kBFloat16}) {
+    for (bool stream : {false, true}) {
+      detail::ScopedStreamingStores streaming(stream);
+      for (const auto& layout : layouts) {
+        for (int threads : {1, 2}) {
+          SCOPED_TRACE(c10::toString(dtype) + std::string(" x ") + c10::str(layout.x) + " amax " +
+                       c10::str(layout.amax) + " threads=" + std::to_string(threads) +
+                       " stream=" + std::to_string(stream));
+          const at::Tensor x =
+              with_nan_payloads(with_specials(layout.x, 2.0f, 2.0f / 127, threads).to(dtype));
+          at::Tensor amax = torch::rand(layout.amax) + 0.5;
+          amax.view(-1)[1] = 0.0f;
+          testing::with_threads(threads, [&] {
+            check_ops(x, amax, 8, false, true);
+            check_ops(x.abs().nan_to_num(0.0), amax, 5, true, false);
             return at::Tensor();
           });
         }

@@ -74,6 +74,40 @@ class RowWalk {
   RowValues current_;
 };
 
+// The same walk over per-element values repeating every `period` elements: a step's values are
+// loaded from the arrays, or gathered lane by lane where the pattern restarts inside the step.
+class PeriodWalk {
+ public:
+  TORCHQUANT_TARGET_AVX2_F16C PeriodWalk(const QuantRows& a, int64_t begin)
+      : a_(&a), at_(begin), pos_(begin % a.period) {}
+
+  TORCHQUANT_TARGET_AVX2_F16C RowValues lanes(int64_t) const {
+    const int64_t period = a_->period;
+    if (pos_ + 8 <= period) {
+      return {_mm256_loadu_ps(a_->scale_mul + pos_), _mm256_loadu_ps(a_->scale_div + pos_),
+              _mm256_loadu_ps(a_->amax + pos_)};
+    }
+    alignas(32) float mul[8], div[8], amax[8];
+    for (int64_t k = 0, at = pos_; k < 8; ++k, at = at + 1 == period ? 0 : at + 1) {
+      mul[k] = a_->scale_mul[at];
+      div[k] = a_->scale_div[at];
+      amax[k] = a_->amax[at];
+    }
+    return {_mm256_load_ps(mul), _mm256_load_ps(div), _mm256_load_ps(amax)};
+  }
+
+  // A step moves at most 8 elements on: a few subtractions instead of a division.
+  TORCHQUANT_TARGET_AVX2_F16C void moved_to(int64_t i) {
+    for (pos_ += i - at_; pos_ >= a_->period;) pos_ -= a_->period;
+    at_ = i;
+  }
+
+ private:
+  const QuantRows* a_;
+  int64_t at_;   // the element the walk is at
+  int64_t pos_;  // at_ % period
+};
+
 // One step's results.
 struct Step {
   __m256 y;
@@ -173,8 +207,8 @@ TORCHQUANT_TARGET_AVX2_F16C Step quant_step(const Bounds& bounds, __m256 x, cons
 
 // Fewer than 8 elements from i, through a zero-padded buffer (a zero is neither negative nor
 // written back); their mask bits, when wanted, start a byte (i is a multiple of 8 then).
-template <typename T>
-TORCHQUANT_TARGET_AVX2_F16C __m256 partial_step(const QuantRows& a, RowWalk& walk, int64_t i,
+template <typename T, class Walk>
+TORCHQUANT_TARGET_AVX2_F16C __m256 partial_step(const QuantRows& a, Walk& walk, int64_t i,
                                                 int64_t len) {
   T in[8], out[8];
   std::memset(static_cast<void*>(in), 0, sizeof(in));
@@ -195,15 +229,15 @@ TORCHQUANT_TARGET_AVX2_F16C __m256 partial_step(const QuantRows& a, RowWalk& wal
 // stores (kStream, the output aligned to a step's bytes) or regular ones, mask bytes written when
 // kBits; reads prefetched kPrefetchAhead on. Everything the loop uses is a local: the mask's byte
 // stores could otherwise alias `a` and `walk` and have them reloaded every step.
-template <typename T, bool kStream, bool kFake, bool kBits>
-TORCHQUANT_TARGET_AVX2_F16C __m256 whole_steps(const QuantRows& a, RowWalk& walk, int64_t i,
-                                               int64_t e, __m256 negative) {
+template <typename T, class Walk, bool kStream, bool kFake, bool kBits>
+TORCHQUANT_TARGET_AVX2_F16C __m256 whole_steps(const QuantRows& a, Walk& walk, int64_t i, int64_t e,
+                                               __m256 negative) {
   constexpr int64_t kPrefetchEvery = 512 / sizeof(T);
   const T* const x = static_cast<const T*>(a.x);
   T* const y = static_cast<T*>(a.y);
   uint8_t* const bits = a.bits;
   const Bounds bounds = bounds_of(a);
-  RowWalk w = walk;
+  Walk w = walk;
   for (int64_t next_prefetch = i; i < e; i += 8) {
     if (i >= next_prefetch) {
       prefetch_ahead(x + i, 512);
@@ -224,28 +258,30 @@ TORCHQUANT_TARGET_AVX2_F16C __m256 whole_steps(const QuantRows& a, RowWalk& walk
   return negative;
 }
 
-using WholeStepsFn = __m256 (*)(const QuantRows&, RowWalk&, int64_t, int64_t, __m256);
+template <typename T, class Walk>
+using WholeStepsFn = __m256 (*)(const QuantRows&, Walk&, int64_t, int64_t, __m256);
 
-template <typename T, bool kStream, bool kFake>
-WholeStepsFn whole_steps_for(bool with_bits) {
-  return with_bits ? whole_steps<T, kStream, kFake, true> : whole_steps<T, kStream, kFake, false>;
+template <typename T, class Walk, bool kStream, bool kFake>
+WholeStepsFn<T, Walk> whole_steps_for(bool with_bits) {
+  return with_bits ? whole_steps<T, Walk, kStream, kFake, true>
+                   : whole_steps<T, Walk, kStream, kFake, false>;
 }
 
-template <typename T>
-WholeStepsFn whole_steps_for(bool stream, bool fake, bool with_bits) {
+template <typename T, class Walk>
+WholeStepsFn<T, Walk> whole_steps_for(bool stream, bool fake, bool with_bits) {
   if (stream) {
-    return fake ? whole_steps_for<T, true, true>(with_bits)
-                : whole_steps_for<T, true, false>(with_bits);
+    return fake ? whole_steps_for<T, Walk, true, true>(with_bits)
+                : whole_steps_for<T, Walk, true, false>(with_bits);
   }
-  return fake ? whole_steps_for<T, false, true>(with_bits)
-              : whole_steps_for<T, false, false>(with_bits);
+  return fake ? whole_steps_for<T, Walk, false, true>(with_bits)
+              : whole_steps_for<T, Walk, false, false>(with_bits);
 }
 
-// quant_rows_avx2 for elements of type T.
-template <typename T>
+// quant_rows_avx2 for elements of type T, the values walked by Walk.
+template <typename T, class Walk>
 TORCHQUANT_TARGET_AVX2_F16C bool run(const QuantRows& a, int64_t b, int64_t e) {
   constexpr uintptr_t kStepBytes = 8 * sizeof(T);
-  RowWalk walk(a, b);
+  Walk walk(a, b);
   __m256 negative = _mm256_setzero_ps();
   int64_t i = b;
   T* const y = static_cast<T*>(a.y);
@@ -256,14 +292,15 @@ TORCHQUANT_TARGET_AVX2_F16C bool run(const QuantRows& a, int64_t b, int64_t e) {
         std::min<int64_t>(e - i, misaligned == 0 || misaligned % sizeof(T) != 0
                                      ? 0
                                      : static_cast<int64_t>((kStepBytes - misaligned) / sizeof(T)));
-    if (head > 0) negative = _mm256_or_ps(negative, partial_step<T>(a, walk, i, head));
+    if (head > 0) negative = _mm256_or_ps(negative, partial_step<T, Walk>(a, walk, i, head));
     i += head;
   }
   const int64_t whole_end = i + (e - i) / 8 * 8;
   const bool stream = a.stream && reinterpret_cast<uintptr_t>(y + i) % kStepBytes == 0;
-  negative = whole_steps_for<T>(stream, a.fake, a.bits != nullptr)(a, walk, i, whole_end, negative);
+  negative =
+      whole_steps_for<T, Walk>(stream, a.fake, a.bits != nullptr)(a, walk, i, whole_end, negative);
   if (whole_end < e) {
-    negative = _mm256_or_ps(negative, partial_step<T>(a, walk, whole_end, e - whole_end));
+    negative = _mm256_or_ps(negative, partial_step<T, Walk>(a, walk, whole_end, e - whole_end));
   }
   if (stream) _mm_sfence();
   return _mm256_movemask_ps(negative) != 0;
@@ -274,20 +311,25 @@ bool cpu_has_avx2_f16c() {
   return yes;
 }
 
+template <class Walk>
+bool run_walk(const QuantRows& a, int64_t b, int64_t e) {
+  switch (a.dtype) {
+    case RowsDtype::kHalf:
+      return run<c10::Half, Walk>(a, b, e);
+    case RowsDtype::kBFloat16:
+      return run<c10::BFloat16, Walk>(a, b, e);
+    case RowsDtype::kFloat:
+      break;
+  }
+  return run<float, Walk>(a, b, e);
+}
+
 }  // namespace
 
 bool quant_rows_avx2_available() { return cpu_has_avx2_f16c() && cpu_isa() >= CpuIsa::kAvx2; }
 
 bool quant_rows_avx2(const QuantRows& a, int64_t b, int64_t e) {
-  switch (a.dtype) {
-    case RowsDtype::kHalf:
-      return run<c10::Half>(a, b, e);
-    case RowsDtype::kBFloat16:
-      return run<c10::BFloat16>(a, b, e);
-    case RowsDtype::kFloat:
-      break;
-  }
-  return run<float>(a, b, e);
+  return a.period > 0 ? run_walk<PeriodWalk>(a, b, e) : run_walk<RowWalk>(a, b, e);
 }
 
 }  // namespace detail

@@ -1,6 +1,7 @@
 #pragma once
 // The fake-quantization forward with AVX2 intrinsics, for float32, float16 and bfloat16 inputs
-// with one scale per tensor or per row of at least 8 elements: 8 elements a step, their output
+// with one scale per tensor, per row of at least 8 elements, or per element of a repeated pattern:
+// 8 elements a step, their output
 // stored (with streaming stores when asked and the output is aligned) and their mask bits written
 // as one byte, in the same step. The generic loop in fake_quant_kernel.cpp computes into a buffer
 // that is then streamed out and packs a bool mask afterwards (and converts 16-bit types one
@@ -16,7 +17,9 @@ namespace detail {
 enum class RowsDtype { kFloat, kHalf, kBFloat16 };
 
 /// An input viewed as rows of `inner` elements, row r using the values of channel r % channels
-/// (per tensor: channels = 1 and inner = 0, one row of any length).
+/// (per tensor: channels = 1 and inner = 0, one row of any length); or, when `period` is set,
+/// element i using the values at i % period of arrays of `period` values (a per-channel layout with
+/// short rows, its values repeated per element, or a general one: period = numel).
 struct QuantRows {
   const void* x = nullptr;
   void* y = nullptr;
@@ -27,6 +30,7 @@ struct QuantRows {
   const float* amax = nullptr;
   int64_t inner = 0;  // 0 or at least 8
   int64_t channels = 1;
+  int64_t period = 0;  // 0: rows
   float lo = 0;
   float hi = 0;
   bool fake = true;     // q / scale_div, else q

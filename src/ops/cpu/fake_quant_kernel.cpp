@@ -1,8 +1,7 @@
 // CPU kernel of tensor_quant / fake_tensor_quant: one fused pass (quantize, optional STE mask as
 // packed bits, negative-input check), vectorised inner loops, at::parallel_for over chunks.
-// float32, float16 and bfloat16 with one scale per tensor or per long row run fake_quant_avx2.h's
-// loop on AVX2 CPUs; the generic loop here runs every other case (and all of them under
-// TORCHQUANT_CPU_ISA=scalar).
+// float32, float16 and bfloat16 run fake_quant_avx2.h's loop on AVX2 CPUs; the generic loop here
+// runs float64 (and everything under TORCHQUANT_CPU_ISA=scalar).
 
 #include <ATen/Dispatch.h>
 #include <ATen/Functions.h>
@@ -106,11 +105,12 @@ int dispatch_span(const Span<scalar_t, acc_t>& s, bool fake, bool vec) {
   }
 }
 
-// float32, float16 or bfloat16 with one scale per tensor or per row of at least kMinRow
-// elements, on an AVX2 CPU: fake_quant_avx2.h's loop, split over threads at multiples of 8
-// elements (whole mask bytes).
+// float32, float16 or bfloat16 on an AVX2 CPU: fake_quant_avx2.h's loop over rows of at least
+// kMinRow elements or the repeated pattern of `period` values (smul, sdiv, amax: per channel, or
+// per element of the pattern), split over threads at multiples of 8 elements (whole mask bytes).
 template <typename scalar_t>
-bool quant_rows(const at::Tensor& x, const QuantParams& p, bool fake, bool rows,
+bool quant_rows(const at::Tensor& x, const QuantParams& p, bool fake, bool rows, int64_t period,
+                const at::Tensor& smul, const at::Tensor& sdiv, const at::Tensor& amax,
                 const at::Tensor& out, const at::Tensor& mask) {
   QuantRows a;
   a.x = x.const_data_ptr<scalar_t>();
@@ -119,11 +119,12 @@ bool quant_rows(const at::Tensor& x, const QuantParams& p, bool fake, bool rows,
             : std::is_same<scalar_t, c10::Half>::value ? RowsDtype::kHalf
                                                        : RowsDtype::kBFloat16;
   a.bits = mask.defined() ? mask.data_ptr<uint8_t>() : nullptr;
-  a.scale_mul = p.scale_mul.const_data_ptr<float>();
-  a.scale_div = p.scale_div.const_data_ptr<float>();
-  a.amax = p.amax.const_data_ptr<float>();
+  a.scale_mul = smul.const_data_ptr<float>();
+  a.scale_div = sdiv.const_data_ptr<float>();
+  a.amax = amax.const_data_ptr<float>();
   a.inner = rows ? p.layout.inner : 0;
   a.channels = rows ? p.layout.channels : 1;
+  a.period = period > 1 ? period : 0;
   a.lo = static_cast<float>(p.min_bound);
   a.hi = static_cast<float>(p.max_bound);
   a.fake = fake;
@@ -160,8 +161,8 @@ bool quant_cpu_typed(const at::Tensor& x, const QuantParams& p, bool fake, const
     }
   }
   if constexpr (!std::is_same<scalar_t, double>::value) {
-    if (period == 1 && quant_rows_avx2_available()) {
-      return quant_rows<scalar_t>(x, p, fake, rows, out, mask);
+    if (quant_rows_avx2_available()) {
+      return quant_rows<scalar_t>(x, p, fake, rows, period, smul, sdiv, amax, out, mask);
     }
   }
   const scalar_t* xp = x.const_data_ptr<scalar_t>();
