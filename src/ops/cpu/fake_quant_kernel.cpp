@@ -88,7 +88,8 @@ C10_ALWAYS_INLINE int run_span(const Span<scalar_t, acc_t>& s, bool fake, bool v
               : select_mask<scalar_t, acc_t, false>(s, vec);
 }
 
-// float32 is the hot path: compiled for AVX2 and baseline x86-64, picked at load time.
+// float32 where fake_quant_avx2.h's loop does not run (no AVX2, or TORCHQUANT_CPU_ISA=scalar):
+// compiled for AVX2 and baseline x86-64, picked at load time.
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 __attribute__((target_clones("avx2", "default")))
 #endif
