@@ -181,6 +181,28 @@ llc = last_level_cache_bytes()
 llc_text = f"{llc / 2**20:.0f} MiB here" if llc > 0 else "unknown here: 32 MiB assumed"
 speedups, op_goals, op_network = op_summary(cached, cached_pairs)
 streamed = streamed_table(cached_pairs)
+
+
+def dtype_table(pairs):
+    """The preallocated forward per tensor in three dtypes, AVX2 loop against generic loop, and
+    scaled_e4m3 against ATen's float8 cast: paired ratios to a copy of the same tensor."""
+    lines = ["| op | threads | torchquant (× copy) | baseline (× copy) | speed-up |",
+             "|---|---|---|---|---|"]
+    for dtype in ("Float", "Half", "BFloat16"):
+        for t in ("1", "2"):
+            fast = pairs[(f"BM_PairedFwdDtype/{dtype}_Avx2Loop", t)]
+            slow = pairs[(f"BM_PairedFwdDtype/{dtype}_GenericLoop", t)]
+            lines.append(f"| fake_tensor_quant_out, {dtype} (baseline: the generic loop) | {t} "
+                         f"| {fast:.2f}× | {slow:.2f}× | {slow / fast:.1f}× |")
+    for t in ("1", "2"):
+        ours = pairs[("BM_PairedE4m3/TorchQuant", t)]
+        aten = pairs[("BM_PairedE4m3/AtenFloat8Cast", t)]
+        lines.append(f"| scaled_e4m3, Float (baseline: ATen's float8 cast) | {t} | {ours:.2f}× "
+                     f"| {aten:.2f}× | {aten / ours:.1f}× |")
+    return "\n".join(lines)
+
+
+dtypes = dtype_table(cached_pairs)
 speedups_default, op_goals_default, op_network_default = op_summary(default, default_pairs)
 
 def calib_section():
@@ -423,6 +445,16 @@ stores (ATen's `copy_`). Against a copy that streams too (`BM_PairedCopyStreamed
 `stream_copy`), with jemalloc:
 
 {streamed}
+
+Other dtypes and FP8 (not goals; jemalloc, paired): the forward into a preallocated output per
+tensor in float32, float16 and bfloat16 through the AVX2 loop (`src/ops/cpu/fake_quant_avx2.cpp`)
+and through the generic loop that runs under `TORCHQUANT_CPU_ISA=scalar` (16-bit values converted
+one at a time in software there), each against a copy of the same tensor in its dtype
+(`BM_PairedFwdDtype`); `scaled_e4m3` (a fresh output) and ATen's cast of the scaled tensor to
+`Float8_e4m3fn` and back (which does not saturate: a baseline, not the same op) against the
+float32 copy (`BM_PairedE4m3`).
+
+{dtypes}
 
 The forward+backward goals again, with the gradient handed over as in a network
 (`*_FwdBwdHandedOver`; the recipe's `where` allocates either way, so its figure is the same run's

@@ -9,6 +9,9 @@
 //   ...HandedOver   forward+backward with the gradient handed to the backward node, as in a network
 //   Paired...       TorchQuant's preallocated forward and forward+backward alternating with the
 //                   copy within each iteration (their time ratio)
+//   PairedFwdDtype  the preallocated forward in float32, float16 and bfloat16, AVX2 loop and
+//                   generic loop, against a copy of the same dtype
+//   PairedE4m3      scaled_e4m3, and ATen's float8 cast, against the copy
 // fp32, 64x256x32x32 (16M elements), per tensor and per channel (axis 1); the argument is the
 // number of intra-op threads. docs/benchmarks.md is generated from this by scripts/bench-report.py.
 
@@ -22,9 +25,11 @@
 #include <torchquant/tensor_quant.h>
 
 #include <cmath>
+#include <optional>
 
 #include "bench_common.h"
 #include "paired.h"
+#include "util/cpu_isa.h"           // internal (src/): the generic loop, for comparison
 #include "util/streaming_stores.h"  // internal (src/): the streamed copy
 
 namespace {
@@ -213,6 +218,44 @@ void BM_PairedCopyStreamed(benchmark::State& state) {
   torchquant::bench::paired(state, copy_streamed_once, torchquant::bench::copy_once);
 }
 
+// The forward into a preallocated output in float32, float16 and bfloat16, through the AVX2 loop
+// (ops/cpu/fake_quant_avx2.h) or the generic loop (as under TORCHQUANT_CPU_ISA=scalar), each
+// alternating with a copy of the same tensor (same dtype).
+void BM_PairedFwdDtype(benchmark::State& state, at::ScalarType dtype, bool generic) {
+  setup(state);
+  const at::Tensor x = data().x.to(dtype);
+  at::Tensor out = at::empty_like(x), copy = at::empty_like(x);
+  std::optional<torchquant::detail::ScopedCpuIsaCap> cap;
+  if (generic) cap.emplace(torchquant::detail::CpuIsa::kScalar);
+  torchquant::bench::paired(
+      state,
+      [&] {
+        torchquant::fake_tensor_quant_out(out, x, amax_of(false));
+        benchmark::ClobberMemory();
+      },
+      [&] {
+        copy.copy_(x);
+        benchmark::ClobberMemory();
+      });
+}
+
+// scaled_e4m3 (a fresh output), or ATen's float8 cast of the scaled tensor (which does not
+// saturate: a baseline, not the same op), alternating with the copy.
+void BM_PairedE4m3(benchmark::State& state, bool aten) {
+  setup(state);
+  const at::Tensor& x = data().x;
+  const at::Tensor& amax = amax_of(false);
+  const double scale = 448.0 / amax.item<double>();
+  torchquant::bench::paired(
+      state,
+      [&] {
+        const at::Tensor y = aten ? (x * scale).to(at::kFloat8_e4m3fn).to(at::kFloat) / scale
+                                  : torchquant::scaled_e4m3(x, amax);
+        benchmark::DoNotOptimize(y.data_ptr());
+      },
+      torchquant::bench::copy_once);
+}
+
 void threads(benchmark::internal::Benchmark* b) {
   b->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.5);
 }
@@ -242,6 +285,14 @@ BENCHMARK_CAPTURE(BM_PairedTorchQuant_FwdPrealloc, PerTensor, false)->Apply(thre
 BENCHMARK_CAPTURE(BM_PairedTorchQuant_FwdBwd, PerTensor, false)->Apply(threads);
 BENCHMARK_CAPTURE(BM_PairedTorchQuant_FwdPrealloc, PerChannel, true)->Apply(threads);
 BENCHMARK_CAPTURE(BM_PairedTorchQuant_FwdBwd, PerChannel, true)->Apply(threads);
+BENCHMARK_CAPTURE(BM_PairedFwdDtype, Float_Avx2Loop, at::kFloat, false)->Apply(threads);
+BENCHMARK_CAPTURE(BM_PairedFwdDtype, Float_GenericLoop, at::kFloat, true)->Apply(threads);
+BENCHMARK_CAPTURE(BM_PairedFwdDtype, Half_Avx2Loop, at::kHalf, false)->Apply(threads);
+BENCHMARK_CAPTURE(BM_PairedFwdDtype, Half_GenericLoop, at::kHalf, true)->Apply(threads);
+BENCHMARK_CAPTURE(BM_PairedFwdDtype, BFloat16_Avx2Loop, at::kBFloat16, false)->Apply(threads);
+BENCHMARK_CAPTURE(BM_PairedFwdDtype, BFloat16_GenericLoop, at::kBFloat16, true)->Apply(threads);
+BENCHMARK_CAPTURE(BM_PairedE4m3, TorchQuant, false)->Apply(threads);
+BENCHMARK_CAPTURE(BM_PairedE4m3, AtenFloat8Cast, true)->Apply(threads);
 
 }  // namespace
 
