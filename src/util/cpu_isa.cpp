@@ -7,6 +7,10 @@
 #include <cstdlib>
 #include <string>
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+
 namespace torchquant {
 namespace detail {
 namespace {
@@ -34,9 +38,19 @@ std::atomic<CpuIsa>& scoped_cap() {
   return value;
 }
 
+#if defined(__x86_64__) || defined(__i386__)
+// F16C, CPUID leaf 1's ECX bit 29, read directly: clang 14's __builtin_cpu_supports does not know
+// "f16c". Every AVX2 CPU has it; the vector levels require it all the same.
+bool has_f16c() {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  return __get_cpuid(1, &eax, &ebx, &ecx, &edx) != 0 && ((ecx >> 29) & 1u) != 0;
+}
+#endif
+
 CpuIsa detect() {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_cpu_init();
+  if (!has_f16c()) return CpuIsa::kScalar;
   if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
       __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl")) {
     return CpuIsa::kAvx512;

@@ -8,7 +8,8 @@ namespace detail {
 /// The instruction sets a hand-dispatched kernel has a version for, narrowest first.
 enum class CpuIsa { kScalar = 0, kAvx2 = 1, kAvx512 = 2 };
 
-/// The widest of them this CPU runs (AVX-512 means F, BW, DQ and VL).
+/// The widest of them this CPU runs (AVX-512 means F, BW, DQ and VL; both vector levels also need
+/// F16C's float16 conversions).
 CpuIsa supported_cpu_isa();
 
 /// supported_cpu_isa(), lowered to the environment's TORCHQUANT_CPU_ISA (scalar, avx2 or avx512,

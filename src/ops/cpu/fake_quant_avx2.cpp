@@ -11,8 +11,6 @@
 #include "util/cpu_isa.h"
 
 #if defined(__x86_64__)
-#include <cpuid.h>
-
 #include <algorithm>
 #include <cstring>
 #include <limits>
@@ -308,17 +306,6 @@ TORCHQUANT_TARGET_AVX2_F16C bool run(const QuantRows& a, int64_t b, int64_t e) {
   return _mm256_movemask_ps(negative) != 0;
 }
 
-// F16C is CPUID leaf 1's ECX bit 29 (read directly: clang 14's __builtin_cpu_supports does not
-// know "f16c").
-bool cpu_has_avx2_f16c() {
-  static const bool yes = [] {
-    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
-    const bool f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) != 0 && ((ecx >> 29) & 1u) != 0;
-    return f16c && __builtin_cpu_supports("avx2");
-  }();
-  return yes;
-}
-
 template <class Walk>
 bool run_walk(const QuantRows& a, int64_t b, int64_t e) {
   switch (a.dtype) {
@@ -334,7 +321,7 @@ bool run_walk(const QuantRows& a, int64_t b, int64_t e) {
 
 }  // namespace
 
-bool quant_rows_avx2_available() { return cpu_has_avx2_f16c() && cpu_isa() >= CpuIsa::kAvx2; }
+bool quant_rows_avx2_available() { return cpu_isa() >= CpuIsa::kAvx2; }
 
 bool quant_rows_avx2(const QuantRows& a, int64_t b, int64_t e) {
   return a.period > 0 ? run_walk<PeriodWalk>(a, b, e) : run_walk<RowWalk>(a, b, e);

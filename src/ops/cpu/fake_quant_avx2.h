@@ -37,8 +37,7 @@ struct QuantRows {
   bool stream = false;  // streaming stores for the aligned part of the output
 };
 
-/// Whether quant_rows_avx2 runs here: an x86-64 CPU with AVX2 and F16C, and cpu_isa() at least
-/// kAvx2.
+/// Whether quant_rows_avx2 runs here: cpu_isa() at least kAvx2 (AVX2 and F16C) on x86-64.
 bool quant_rows_avx2_available();
 
 /// Elements [b, e) of `a` (b a multiple of 8 when a.bits is set); returns whether any was
