@@ -4,6 +4,7 @@
 #include <ATen/Functions.h>
 #include <torch/library.h>
 
+#include "ops/affine_common.h"
 #include "ops/quant_common.h"
 
 namespace torchquant {
@@ -56,6 +57,18 @@ std::tuple<at::Tensor, at::Tensor> scaled_e4m3_with_mask_meta(const at::Tensor& 
   return {scaled_e4m3_meta(x, amax, E, M), like(x, at::kBool)};
 }
 
+at::Tensor fake_affine_meta(const at::Tensor& x, const at::Tensor& lo, const at::Tensor& hi,
+                            int64_t nb) {
+  check_affine_args("torchquant::fake_affine_tensor_quant", x, lo, hi, nb);
+  return like(x, x.scalar_type());
+}
+
+std::tuple<at::Tensor, at::Tensor> fake_affine_with_mask_meta(const at::Tensor& x,
+                                                              const at::Tensor& lo,
+                                                              const at::Tensor& hi, int64_t nb) {
+  return {fake_affine_meta(x, lo, hi, nb), like(x, at::kBool)};
+}
+
 at::Tensor ste_backward_meta(const at::Tensor& grad, const at::Tensor&) {
   return like(grad, grad.scalar_type());
 }
@@ -72,6 +85,8 @@ TORCH_LIBRARY_IMPL(torchquant, Meta, m) {
   m.impl("_fake_tensor_quant_with_mask", &fake_tensor_quant_with_mask_meta);
   m.impl("scaled_e4m3", &scaled_e4m3_meta);
   m.impl("_scaled_e4m3_with_mask", &scaled_e4m3_with_mask_meta);
+  m.impl("fake_affine_tensor_quant", &fake_affine_meta);
+  m.impl("_fake_affine_tensor_quant_with_mask", &fake_affine_with_mask_meta);
   m.impl("_ste_backward", &ste_backward_meta);
   m.impl("_ste_backward_", [](at::Tensor& grad, const at::Tensor&) -> at::Tensor& { return grad; });
 }

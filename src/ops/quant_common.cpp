@@ -210,8 +210,12 @@ at::Tensor prepare_out(const char* fn, const at::Tensor& inputs, const at::Tenso
   return out->is_contiguous() ? *out : at::empty(inputs.sizes(), inputs.options());
 }
 
-// CPU masks are packed bits (ops/cpu/mask_bits.h), other devices' one bool per element; a given
-// mask must already be in that format, contiguous.
+void finish_out(const at::Tensor& computed, const at::Tensor* out) {
+  if (out != nullptr && !computed.is_same(*out)) out->copy_(computed);
+}
+
+}  // namespace
+
 at::Tensor prepare_mask(const char* fn, const at::Tensor& inputs, const at::Tensor* mask) {
   const bool packed = inputs.is_cpu();
   const auto dtype = packed ? at::kByte : at::kBool;
@@ -225,12 +229,6 @@ at::Tensor prepare_mask(const char* fn, const at::Tensor& inputs, const at::Tens
               mask->device());
   return *mask;
 }
-
-void finish_out(const at::Tensor& computed, const at::Tensor* out) {
-  if (out != nullptr && !computed.is_same(*out)) out->copy_(computed);
-}
-
-}  // namespace
 
 QuantResult run_quant(const char* fn, QuantKernelFn kernel, const at::Tensor& inputs,
                       const at::Tensor& amax, int64_t num_bits, bool is_unsigned, bool narrow_range,

@@ -82,6 +82,11 @@ struct QuantResult {
   at::Tensor mask;
 };
 
+/// The straight-through mask for `inputs` in the device kernels' format: packed bits on the CPU
+/// (uint8, ceil(numel / 8) bytes, ops/cpu/mask_bits.h), one bool per element elsewhere. A new one,
+/// or `*mask` after checking that it is already in that format and contiguous.
+at::Tensor prepare_mask(const char* fn, const at::Tensor& inputs, const at::Tensor* mask = nullptr);
+
 /// Runs an integer quantization through `kernel`. With `out` given, writes there (it may alias
 /// `inputs`: negative unsigned inputs are then rejected before anything is written).
 QuantResult run_quant(const char* fn, QuantKernelFn kernel, const at::Tensor& inputs,

@@ -85,6 +85,16 @@ at::Tensor fake_affine_tensor_quant(const at::Tensor& inputs, const at::Tensor& 
   return op.call(inputs, min_range, max_range, num_bits);
 }
 
+std::tuple<at::Tensor, at::Tensor> fake_affine_tensor_quant_with_mask(const at::Tensor& inputs,
+                                                                      const at::Tensor& min_range,
+                                                                      const at::Tensor& max_range,
+                                                                      int64_t num_bits) {
+  static auto op = handle<std::tuple<at::Tensor, at::Tensor>(const at::Tensor&, const at::Tensor&,
+                                                             const at::Tensor&, int64_t)>(
+      "torchquant::_fake_affine_tensor_quant_with_mask");
+  return op.call(inputs, min_range, max_range, num_bits);
+}
+
 at::Tensor scaled_e4m3(const at::Tensor& inputs, const c10::optional<at::Tensor>& amax, int64_t E,
                        int64_t M) {
   static auto op =
@@ -148,6 +158,9 @@ TORCH_LIBRARY(torchquant, m) {
   m.def(
       "fake_affine_tensor_quant(Tensor inputs, Tensor min_range, Tensor max_range, "
       "int num_bits=8) -> Tensor");
+  m.def(
+      "_fake_affine_tensor_quant_with_mask(Tensor inputs, Tensor min_range, Tensor max_range, "
+      "int num_bits) -> (Tensor, Tensor)");
   m.def("scaled_e4m3(Tensor inputs, Tensor? amax=None, int E=4, int M=3) -> Tensor");
   m.def("_scaled_e4m3_with_mask(Tensor inputs, Tensor? amax, int E, int M) -> (Tensor, Tensor)");
   m.def("_ste_backward(Tensor grad, Tensor mask) -> Tensor");

@@ -36,6 +36,12 @@ void fake_tensor_quant_with_mask_out(const at::Tensor& inputs, const at::Tensor&
                                      at::Tensor& out, at::Tensor& mask);
 at::Tensor fake_affine_tensor_quant(const at::Tensor& inputs, const at::Tensor& min_range,
                                     const at::Tensor& max_range, int64_t num_bits);
+/// fake_affine_tensor_quant and its straight-through mask min_range <= x <= max_range (packed
+/// uint8 bits on the CPU, bool of inputs' shape elsewhere).
+std::tuple<at::Tensor, at::Tensor> fake_affine_tensor_quant_with_mask(const at::Tensor& inputs,
+                                                                      const at::Tensor& min_range,
+                                                                      const at::Tensor& max_range,
+                                                                      int64_t num_bits);
 at::Tensor scaled_e4m3(const at::Tensor& inputs, const c10::optional<at::Tensor>& amax, int64_t E,
                        int64_t M);
 std::tuple<at::Tensor, at::Tensor> scaled_e4m3_with_mask(const at::Tensor& inputs,

@@ -109,9 +109,8 @@ at::Tensor fake_affine_autograd(const at::Tensor& x, const at::Tensor& min_range
     return ops::fake_affine_tensor_quant(x, min_range, max_range, nb);
   }
   return SteFunction::apply(x, MaskedForward([&] {
-                              at::Tensor out =
-                                  ops::fake_affine_tensor_quant(x, min_range, max_range, nb);
-                              at::Tensor mask = at::logical_and(x.ge(min_range), x.le(max_range));
+                              auto [out, mask] = ops::fake_affine_tensor_quant_with_mask(
+                                  x, min_range, max_range, nb);
                               return std::make_pair(variable_list{out}, mask);
                             }))[0];
 }

@@ -89,17 +89,9 @@ void e4m3_kernel_cpu(const at::Tensor& x, float scale, bool zero, float mask_ama
         using acc_t = std::conditional_t<std::is_same<scalar_t, double>::value, double, float>;
         const scalar_t* xp = x.const_data_ptr<scalar_t>();
         scalar_t* yp = out.data_ptr<scalar_t>();
-        if (!mask.defined()) {
-          at::parallel_for(0, n, 16384, [&](int64_t b, int64_t e) {
-            e4m3_dispatch<scalar_t, acc_t>(xp + b, yp + b, nullptr, e - b, scale, zero, mask_amax);
-          });
-          return;
-        }
-        // The mask as packed bits (mask_bits.h), a block at a time through bools on the stack.
-        uint8_t* bits = mask.data_ptr<uint8_t>();
-        for_each_mask_block(n, 16384, [&](int64_t b, int64_t e, bool* local) {
-          e4m3_dispatch<scalar_t, acc_t>(xp + b, yp + b, local, e - b, scale, zero, mask_amax);
-          pack_mask_bits(local, e - b, bits + b / 8);
+        uint8_t* bits = mask.defined() ? mask.data_ptr<uint8_t>() : nullptr;
+        for_each_block_packing_mask(n, 16384, bits, [&](int64_t b, int64_t e, bool* m) {
+          e4m3_dispatch<scalar_t, acc_t>(xp + b, yp + b, m, e - b, scale, zero, mask_amax);
         });
       });
 }

@@ -41,5 +41,20 @@ void for_each_mask_block(int64_t n, int64_t grain, const F& fn) {
                    });
 }
 
+/// Runs `fn(begin, end, mask)` over [0, n) split by at::parallel_for (at least `grain` elements a
+/// task). Without `bits`, `mask` is null; with them, blocks of kMaskBlock elements get a bool
+/// buffer on the stack that is packed into `bits` after `fn` fills it.
+template <typename F>
+void for_each_block_packing_mask(int64_t n, int64_t grain, uint8_t* bits, const F& fn) {
+  if (bits == nullptr) {
+    at::parallel_for(0, n, grain, [&](int64_t begin, int64_t end) { fn(begin, end, nullptr); });
+    return;
+  }
+  for_each_mask_block(n, grain, [&](int64_t begin, int64_t end, bool* local) {
+    fn(begin, end, local);
+    pack_mask_bits(local, end - begin, bits + begin / 8);
+  });
+}
+
 }  // namespace detail
 }  // namespace torchquant
