@@ -12,6 +12,8 @@
 //   PairedFwdDtype  the preallocated forward in float32, float16 and bfloat16, AVX2 loop and
 //                   generic loop, against a copy of the same dtype
 //   PairedE4m3      scaled_e4m3, and ATen's float8 cast, against the copy
+//   PairedAffine    fake_affine_tensor_quant (fused CPU kernel, and upstream's composition of ATen
+//                   ops), without and with the straight-through mask, against the copy
 // fp32, 64x256x32x32 (16M elements), per tensor and per channel (axis 1); the argument is the
 // number of intra-op threads. docs/benchmarks.md is generated from this by scripts/bench-report.py.
 
@@ -26,8 +28,11 @@
 
 #include <cmath>
 #include <optional>
+#include <tuple>
 
 #include "bench_common.h"
+#include "ops/affine_common.h"  // internal (src/): upstream's composition, for comparison
+#include "ops/quant_ops.h"      // internal (src/): the op with its mask
 #include "paired.h"
 #include "util/cpu_isa.h"           // internal (src/): the generic loop, for comparison
 #include "util/streaming_stores.h"  // internal (src/): the streamed copy
@@ -256,6 +261,32 @@ void BM_PairedE4m3(benchmark::State& state, bool aten) {
       torchquant::bench::copy_once);
 }
 
+// fake_affine_tensor_quant over [-amax, amax / 2] (a fresh output; with `mask`, also the mask that
+// autograd saves), or upstream's composition of ATen ops (its mask: logical_and of two
+// comparisons), alternating with the copy.
+void BM_PairedAffine(benchmark::State& state, bool composite, bool mask) {
+  setup(state);
+  const at::Tensor& x = data().x;
+  const at::Tensor lo = -amax_of(false), hi = amax_of(false) / 2;
+  const auto params =
+      torchquant::detail::prepare_affine_params("bench", x, lo.reshape({}), hi.reshape({}), 8);
+  torchquant::bench::paired(
+      state,
+      [&] {
+        at::Tensor y, m;
+        if (composite) {
+          y = torchquant::detail::fake_affine_composite(x, params);
+          if (mask) m = torchquant::detail::affine_mask_composite(x, params);
+        } else if (mask) {
+          std::tie(y, m) = torchquant::ops::fake_affine_tensor_quant_with_mask(x, lo, hi, 8);
+        } else {
+          y = torchquant::fake_affine_tensor_quant(x, lo, hi, 8);
+        }
+        benchmark::DoNotOptimize(y.data_ptr());
+      },
+      torchquant::bench::copy_once);
+}
+
 void threads(benchmark::internal::Benchmark* b) {
   b->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.5);
 }
@@ -293,6 +324,10 @@ BENCHMARK_CAPTURE(BM_PairedFwdDtype, BFloat16_Avx2Loop, at::kBFloat16, false)->A
 BENCHMARK_CAPTURE(BM_PairedFwdDtype, BFloat16_GenericLoop, at::kBFloat16, true)->Apply(threads);
 BENCHMARK_CAPTURE(BM_PairedE4m3, TorchQuant, false)->Apply(threads);
 BENCHMARK_CAPTURE(BM_PairedE4m3, AtenFloat8Cast, true)->Apply(threads);
+BENCHMARK_CAPTURE(BM_PairedAffine, TorchQuant, false, false)->Apply(threads);
+BENCHMARK_CAPTURE(BM_PairedAffine, TorchQuantWithMask, false, true)->Apply(threads);
+BENCHMARK_CAPTURE(BM_PairedAffine, Composite, true, false)->Apply(threads);
+BENCHMARK_CAPTURE(BM_PairedAffine, CompositeWithMask, true, true)->Apply(threads);
 
 }  // namespace
 
