@@ -1,7 +1,8 @@
 // fake_affine_tensor_quant's fused CPU kernel against upstream's composition of ATen ops
 // (ops/affine_common.h) bit for bit: every pair of input and range dtypes, num_bits 2..16, ties,
-// saturation, NaN, Inf and signed zeros, layouts and threads; its packed mask and gradient; the
-// degenerate ranges it rejects.
+// saturation, NaN, Inf and signed zeros, layouts and threads, through the AVX2 loop and the
+// generic one (detail::ScopedCpuIsaCap); its packed mask and gradient; the degenerate ranges it
+// rejects.
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -83,16 +84,20 @@ TEST(AffineKernel, EqualsTheAtenCompositionForEveryDtypePair) {
   const std::vector<std::pair<double, double>> ranges = {
       {-1.3, 2.7}, {0.11, 0.93}, {-1000.1, -3.3}, {-0.02, 500.0}, {-7.0, 7.0}};
   const std::vector<at::ScalarType> dtypes = {at::kFloat, at::kDouble, at::kHalf, at::kBFloat16};
-  for (auto in : dtypes) {
-    for (auto range : dtypes) {
-      for (int64_t nb : {2, 4, 8, 12, 16}) {
-        for (auto [l, h] : ranges) {
-          // -1000.1 / step overflows float16 at 16 bits
-          // (RejectsRangesWithoutAFiniteStepAndZeroPoint).
-          if (range == at::kHalf && nb == 16 && h < 0) continue;
-          const at::Tensor lo = torch::tensor(l, torch::kDouble).to(range);
-          const at::Tensor hi = torch::tensor(h, torch::kDouble).to(range);
-          expect_matches_composition(test_values(l, h, nb, in), lo, hi, nb);
+  for (auto isa : testing::runnable_isas()) {
+    detail::ScopedCpuIsaCap cap(isa);
+    SCOPED_TRACE("isa " + std::to_string(static_cast<int>(isa)));
+    for (auto in : dtypes) {
+      for (auto range : dtypes) {
+        for (int64_t nb : {2, 4, 8, 12, 16}) {
+          for (auto [l, h] : ranges) {
+            // -1000.1 / step overflows float16 at 16 bits
+            // (RejectsRangesWithoutAFiniteStepAndZeroPoint).
+            if (range == at::kHalf && nb == 16 && h < 0) continue;
+            const at::Tensor lo = torch::tensor(l, torch::kDouble).to(range);
+            const at::Tensor hi = torch::tensor(h, torch::kDouble).to(range);
+            expect_matches_composition(test_values(l, h, nb, in), lo, hi, nb);
+          }
         }
       }
     }
@@ -108,11 +113,14 @@ TEST(AffineKernel, NanPayloadsAndExtremes) {
                   std::numeric_limits<float>::denorm_min(), 65504.0f, -65504.0f, 1e30f}) {
     v.push_back(f);
   }
-  for (auto dtype : {at::kFloat, at::kDouble, at::kHalf, at::kBFloat16}) {
-    // Repeated past one vector step so that the vectorised loop sees them, not only the tail.
-    const at::Tensor x = torch::tensor(v).repeat({9}).to(dtype);
-    expect_matches_composition(x, torch::tensor(-2.5f), torch::tensor(6.0f), 8);
-    expect_matches_composition(x, torch::tensor(-3e4f), torch::tensor(3e4f), 16);
+  for (auto isa : testing::runnable_isas()) {
+    detail::ScopedCpuIsaCap cap(isa);
+    for (auto dtype : {at::kFloat, at::kDouble, at::kHalf, at::kBFloat16}) {
+      // Repeated past one vector step so that the vectorised loop sees them, not only the tail.
+      const at::Tensor x = torch::tensor(v).repeat({9}).to(dtype);
+      expect_matches_composition(x, torch::tensor(-2.5f), torch::tensor(6.0f), 8);
+      expect_matches_composition(x, torch::tensor(-3e4f), torch::tensor(3e4f), 16);
+    }
   }
 }
 

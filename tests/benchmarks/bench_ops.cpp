@@ -13,7 +13,8 @@
 //                   generic loop, against a copy of the same dtype
 //   PairedE4m3      scaled_e4m3, and ATen's float8 cast, against the copy
 //   PairedAffine    fake_affine_tensor_quant (fused CPU kernel, and upstream's composition of ATen
-//                   ops), without and with the straight-through mask, against the copy
+//                   ops) in float32 (without and with the straight-through mask), float16,
+//                   bfloat16 and float64, against a copy of the same dtype
 // fp32, 64x256x32x32 (16M elements), per tensor and per channel (axis 1); the argument is the
 // number of intra-op threads. docs/benchmarks.md is generated from this by scripts/bench-report.py.
 
@@ -261,15 +262,15 @@ void BM_PairedE4m3(benchmark::State& state, bool aten) {
       torchquant::bench::copy_once);
 }
 
-// fake_affine_tensor_quant over [-amax, amax / 2] (a fresh output; with `mask`, also the mask that
-// autograd saves), or upstream's composition of ATen ops (its mask: logical_and of two
-// comparisons), alternating with the copy.
-void BM_PairedAffine(benchmark::State& state, bool composite, bool mask) {
+// fake_affine_tensor_quant over [-amax, amax / 2] in `dtype` (a fresh output; with `mask`, also
+// the mask that autograd saves), or upstream's composition of ATen ops (its mask: logical_and of
+// two comparisons), alternating with a copy of the same tensor (same dtype).
+void BM_PairedAffine(benchmark::State& state, at::ScalarType dtype, bool composite, bool mask) {
   setup(state);
-  const at::Tensor& x = data().x;
-  const at::Tensor lo = -amax_of(false), hi = amax_of(false) / 2;
-  const auto params =
-      torchquant::detail::prepare_affine_params("bench", x, lo.reshape({}), hi.reshape({}), 8);
+  const at::Tensor x = data().x.to(dtype);
+  at::Tensor copy = at::empty_like(x);
+  const at::Tensor lo = -amax_of(false).reshape({}), hi = amax_of(false).reshape({}) / 2;
+  const auto params = torchquant::detail::prepare_affine_params("bench", x, lo, hi, 8);
   torchquant::bench::paired(
       state,
       [&] {
@@ -284,7 +285,10 @@ void BM_PairedAffine(benchmark::State& state, bool composite, bool mask) {
         }
         benchmark::DoNotOptimize(y.data_ptr());
       },
-      torchquant::bench::copy_once);
+      [&] {
+        copy.copy_(x);
+        benchmark::ClobberMemory();
+      });
 }
 
 void threads(benchmark::internal::Benchmark* b) {
@@ -324,10 +328,18 @@ BENCHMARK_CAPTURE(BM_PairedFwdDtype, BFloat16_Avx2Loop, at::kBFloat16, false)->A
 BENCHMARK_CAPTURE(BM_PairedFwdDtype, BFloat16_GenericLoop, at::kBFloat16, true)->Apply(threads);
 BENCHMARK_CAPTURE(BM_PairedE4m3, TorchQuant, false)->Apply(threads);
 BENCHMARK_CAPTURE(BM_PairedE4m3, AtenFloat8Cast, true)->Apply(threads);
-BENCHMARK_CAPTURE(BM_PairedAffine, TorchQuant, false, false)->Apply(threads);
-BENCHMARK_CAPTURE(BM_PairedAffine, TorchQuantWithMask, false, true)->Apply(threads);
-BENCHMARK_CAPTURE(BM_PairedAffine, Composite, true, false)->Apply(threads);
-BENCHMARK_CAPTURE(BM_PairedAffine, CompositeWithMask, true, true)->Apply(threads);
+BENCHMARK_CAPTURE(BM_PairedAffine, Float_TorchQuant, at::kFloat, false, false)->Apply(threads);
+BENCHMARK_CAPTURE(BM_PairedAffine, Float_TorchQuantWithMask, at::kFloat, false, true)
+    ->Apply(threads);
+BENCHMARK_CAPTURE(BM_PairedAffine, Float_Composite, at::kFloat, true, false)->Apply(threads);
+BENCHMARK_CAPTURE(BM_PairedAffine, Float_CompositeWithMask, at::kFloat, true, true)->Apply(threads);
+BENCHMARK_CAPTURE(BM_PairedAffine, Half_TorchQuant, at::kHalf, false, false)->Apply(threads);
+BENCHMARK_CAPTURE(BM_PairedAffine, Half_Composite, at::kHalf, true, false)->Apply(threads);
+BENCHMARK_CAPTURE(BM_PairedAffine, BFloat16_TorchQuant, at::kBFloat16, false, false)
+    ->Apply(threads);
+BENCHMARK_CAPTURE(BM_PairedAffine, BFloat16_Composite, at::kBFloat16, true, false)->Apply(threads);
+BENCHMARK_CAPTURE(BM_PairedAffine, Double_TorchQuant, at::kDouble, false, false)->Apply(threads);
+BENCHMARK_CAPTURE(BM_PairedAffine, Double_Composite, at::kDouble, true, false)->Apply(threads);
 
 }  // namespace
 

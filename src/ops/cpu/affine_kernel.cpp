@@ -1,18 +1,23 @@
 // CPU kernel of fake_affine_tensor_quant: one fused, vectorised pass with at::parallel_for, the
 // straight-through mask min_range <= x <= max_range as packed bits (mask_bits.h). It gives the
 // bits of upstream's composition of ATen ops (ops/affine_common.h), which it replaces on the CPU:
-// each step rounds where ATen's kernel for that op rounds (see AffineScalars).
+// each step rounds where ATen's kernel for that op rounds (see affine_scalars). float32, float16
+// and bfloat16 run affine_avx2.h's loop on AVX2 CPUs; the generic loop here runs float64 (and
+// everything under TORCHQUANT_CPU_ISA=scalar).
 
 #include <ATen/Dispatch.h>
 #include <ATen/Functions.h>
+#include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <tuple>
 #include <type_traits>
 
 #include "ops/affine_common.h"
+#include "ops/cpu/affine_avx2.h"
 #include "ops/cpu/mask_bits.h"
 #include "ops/cpu/quant_math.h"
 #include "ops/quant_common.h"
@@ -23,20 +28,6 @@ namespace {
 
 constexpr const char* kFn = "torchquant::fake_affine_tensor_quant";
 constexpr int64_t kGrain = 32768;
-
-/// The scalars of one call as ATen's CPU kernels see them, in the compute type acc_t (double for
-/// float64 inputs, float otherwise). For float32 and float64 inputs every scalar is first cast to
-/// the input dtype. For float16 and bfloat16 inputs ATen computes in float and rounds each result
-/// to the input dtype, and it takes a 0-d operand of `/` and `*` at its own precision but casts
-/// that of `-`, `+`, clamp's bounds and the comparisons to the input dtype (checked against the
-/// composition for every pair of dtypes by tests/test_affine_kernel.cpp).
-template <typename acc_t>
-struct AffineScalars {
-  acc_t step;    // divisor and factor
-  acc_t zero;    // quant_zero
-  acc_t lo, hi;  // min_bound, max_bound
-  acc_t min_range, max_range;
-};
 
 /// `v` rounded to scalar_t and back (nothing for float and double).
 template <typename scalar_t, typename acc_t>
@@ -69,25 +60,12 @@ C10_ALWAYS_INLINE void affine_span(const scalar_t* x, scalar_t* y, bool* m, int6
   }
 }
 
-// float32, the hot path: compiled for AVX2 (nearbyint becomes vroundps) and baseline x86-64,
-// picked at load time.
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-__attribute__((target_clones("avx2", "default")))
-#endif
-void affine_span_f32(const float* x, float* y, bool* m, int64_t n, const AffineScalars<float>& s) {
-  affine_span<float, float>(x, y, m, n, s);
-}
-
-template <typename scalar_t, typename acc_t>
-void affine_dispatch(const scalar_t* x, scalar_t* y, bool* m, int64_t n,
-                     const AffineScalars<acc_t>& s) {
-  if constexpr (std::is_same<scalar_t, float>::value) {
-    affine_span_f32(x, y, m, n, s);
-  } else {
-    affine_span<scalar_t, acc_t>(x, y, m, n, s);
-  }
-}
-
+// The scalars (AffineScalars, affine_avx2.h) as ATen's CPU kernels see them. For float32 and
+// float64 inputs every scalar is first cast to the input dtype. For float16 and bfloat16 inputs
+// ATen computes in float and rounds each result to the input dtype, and it takes a 0-d operand of
+// `/` and `*` at its own precision but casts that of `-`, `+`, clamp's bounds and the comparisons
+// to the input dtype (checked against the composition for every pair of dtypes by
+// tests/test_affine_kernel.cpp).
 template <typename scalar_t, typename acc_t>
 AffineScalars<acc_t> affine_scalars(const AffineParams& p) {
   const auto acc_type = c10::CppTypeToScalarType<acc_t>::value;
@@ -107,6 +85,44 @@ AffineScalars<acc_t> affine_scalars(const AffineParams& p) {
   return s;
 }
 
+// float64: compiled for AVX2 (nearbyint becomes vroundpd) and baseline x86-64, picked at load
+// time.
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+__attribute__((target_clones("avx2", "default")))
+#endif
+void affine_span_f64(const double* x, double* y, bool* m, int64_t n,
+                     const AffineScalars<double>& s) {
+  affine_span<double, double>(x, y, m, n, s);
+}
+
+// Elements [0, n) and their packed mask bits (when `bits` is set): float32, float16 and bfloat16
+// through affine_avx2 on AVX2 CPUs, in tasks of whole steps (each starts a mask byte); everything
+// else through the generic loop (float64's with an AVX2 clone).
+template <typename scalar_t, typename acc_t>
+void affine_cpu(const scalar_t* x, scalar_t* y, uint8_t* bits, int64_t n,
+                const AffineScalars<acc_t>& s) {
+  if constexpr (std::is_same<acc_t, float>::value) {
+    if (affine_avx2_available()) {
+      AffineSpan span;
+      span.x = x;
+      span.y = y;
+      span.bits = bits;
+      span.dtype = rows_dtype<scalar_t>();
+      span.s = s;
+      at::parallel_for(0, (n + 7) / 8, kGrain / 8,
+                       [&](int64_t b, int64_t e) { affine_avx2(span, b * 8, std::min(n, e * 8)); });
+      return;
+    }
+  }
+  for_each_block_packing_mask(n, kGrain, bits, [&](int64_t b, int64_t e, bool* m) {
+    if constexpr (std::is_same<scalar_t, double>::value) {
+      affine_span_f64(x + b, y + b, m, e - b, s);
+    } else {
+      affine_span<scalar_t, acc_t>(x + b, y + b, m, e - b, s);
+    }
+  });
+}
+
 std::tuple<at::Tensor, at::Tensor> run_affine(const at::Tensor& inputs, const at::Tensor& min_range,
                                               const at::Tensor& max_range, int64_t num_bits,
                                               bool want_mask) {
@@ -122,9 +138,7 @@ std::tuple<at::Tensor, at::Tensor> run_affine(const at::Tensor& inputs, const at
     const scalar_t* xp = x.const_data_ptr<scalar_t>();
     scalar_t* yp = out.data_ptr<scalar_t>();
     uint8_t* bits = want_mask ? mask.data_ptr<uint8_t>() : nullptr;
-    for_each_block_packing_mask(n, kGrain, bits, [&](int64_t b, int64_t e, bool* m) {
-      affine_dispatch<scalar_t, acc_t>(xp + b, yp + b, m, e - b, s);
-    });
+    affine_cpu<scalar_t, acc_t>(xp, yp, bits, n, s);
   });
   return {out, mask};
 }

@@ -14,7 +14,9 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 
+#include "ops/cpu/avx2_io.h"
 #include "util/prefetch.h"
 #include "util/x86_target.h"
 
@@ -124,68 +126,12 @@ TORCHQUANT_TARGET_AVX2_F16C Bounds bounds_of(const QuantRows& a) {
   return {_mm256_set1_ps(a.lo), _mm256_set1_ps(a.hi)};
 }
 
-// How 8 elements of T are loaded as floats and stored from them, with the conversions of the
-// generic loop (c10's, not compiled for F16C there): float16 and bfloat16 round to nearest even;
-// a NaN becomes float16's sign | 0x7e00 and bfloat16's 0x7fc0, as c10 makes them.
+// What the fake output divides: q itself, or for float16 q rounded to float16 (upstream divides in
+// float16: q.half() / scale.half()).
 template <typename T>
-struct Io;
-
-template <>
-struct Io<float> {
-  static TORCHQUANT_TARGET_AVX2_F16C __m256 load(const float* p) { return _mm256_loadu_ps(p); }
-  // What the fake output divides: q itself.
-  static TORCHQUANT_TARGET_AVX2_F16C __m256 dividend(__m256 q) { return q; }
-  static TORCHQUANT_TARGET_AVX2_F16C void store(float* p, __m256 v) { _mm256_storeu_ps(p, v); }
-  static TORCHQUANT_TARGET_AVX2_F16C void stream(float* p, __m256 v) { _mm256_stream_ps(p, v); }
-};
-
-template <>
-struct Io<c10::Half> {
-  static TORCHQUANT_TARGET_AVX2_F16C __m256 load(const c10::Half* p) {
-    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-  }
-  static TORCHQUANT_TARGET_AVX2_F16C __m128i bits(__m256 v) {
-    const __m256 nan = _mm256_cmp_ps(v, v, _CMP_UNORD_Q);
-    const __m256 quiet = _mm256_or_ps(_mm256_and_ps(v, _mm256_set1_ps(-0.0f)),
-                                      _mm256_castsi256_ps(_mm256_set1_epi32(0x7fc00000)));
-    return _mm256_cvtps_ph(_mm256_blendv_ps(v, quiet, nan),
-                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  }
-  // Upstream divides in float16: q.half() / scale.half().
-  static TORCHQUANT_TARGET_AVX2_F16C __m256 dividend(__m256 q) { return _mm256_cvtph_ps(bits(q)); }
-  static TORCHQUANT_TARGET_AVX2_F16C void store(c10::Half* p, __m256 v) {
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(p), bits(v));
-  }
-  static TORCHQUANT_TARGET_AVX2_F16C void stream(c10::Half* p, __m256 v) {
-    _mm_stream_si128(reinterpret_cast<__m128i*>(p), bits(v));
-  }
-};
-
-template <>
-struct Io<c10::BFloat16> {
-  static TORCHQUANT_TARGET_AVX2_F16C __m256 load(const c10::BFloat16* p) {
-    const __m256i wide =
-        _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-    return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
-  }
-  static TORCHQUANT_TARGET_AVX2_F16C __m128i bits(__m256 v) {
-    const __m256i u = _mm256_castps_si256(v);
-    const __m256i bias =
-        _mm256_add_epi32(_mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1)),
-                         _mm256_set1_epi32(0x7fff));
-    const __m256i rounded = _mm256_srli_epi32(_mm256_add_epi32(u, bias), 16);
-    const __m256i nan = _mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_UNORD_Q));
-    const __m256i r = _mm256_blendv_epi8(rounded, _mm256_set1_epi32(0x7fc0), nan);
-    return _mm_packus_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1));
-  }
-  static TORCHQUANT_TARGET_AVX2_F16C __m256 dividend(__m256 q) { return q; }
-  static TORCHQUANT_TARGET_AVX2_F16C void store(c10::BFloat16* p, __m256 v) {
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(p), bits(v));
-  }
-  static TORCHQUANT_TARGET_AVX2_F16C void stream(c10::BFloat16* p, __m256 v) {
-    _mm_stream_si128(reinterpret_cast<__m128i*>(p), bits(v));
-  }
-};
+TORCHQUANT_TARGET_AVX2_F16C __m256 dividend(__m256 q) {
+  return std::is_same<T, c10::Half>::value ? Io<T>::in_dtype(q) : q;
+}
 
 // q = round_half_even(clamp(x * scale_mul, lo, hi)) (NaN kept, sign of the clamped value), then
 // q / scale_div when kFake: quant_math.h's operations on 8 lanes. max(lo, t) and min(hi, t)
@@ -200,7 +146,7 @@ TORCHQUANT_TARGET_AVX2_F16C Step quant_step(const Bounds& bounds, __m256 x, cons
   const __m256 r = _mm256_sub_ps(_mm256_add_ps(t, magic), magic);
   const __m256 q = _mm256_or_ps(_mm256_andnot_ps(sign, r), _mm256_and_ps(sign, t));
   const __m256 kept = _mm256_cmp_ps(_mm256_andnot_ps(sign, x), v.amax, _CMP_LE_OQ);
-  return {kFake ? _mm256_div_ps(Io<T>::dividend(q), v.scale_div) : q,
+  return {kFake ? _mm256_div_ps(dividend<T>(q), v.scale_div) : q,
           static_cast<uint32_t>(_mm256_movemask_ps(kept)),
           _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LT_OQ)};
 }

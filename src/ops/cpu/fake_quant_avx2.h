@@ -8,13 +8,28 @@
 // element at a time in software); this one reads, computes and writes in one go. Bit-identical to
 // the generic loop. Internal header.
 
+#include <c10/util/BFloat16.h>
+#include <c10/util/Half.h>
+
 #include <cstdint>
+#include <type_traits>
 
 namespace torchquant {
 namespace detail {
 
 /// The element type of QuantRows::x and y (computed in float32 for all three).
 enum class RowsDtype { kFloat, kHalf, kBFloat16 };
+
+/// The RowsDtype of float, c10::Half or c10::BFloat16.
+template <typename T>
+constexpr RowsDtype rows_dtype() {
+  static_assert(std::is_same<T, float>::value || std::is_same<T, c10::Half>::value ||
+                    std::is_same<T, c10::BFloat16>::value,
+                "rows_dtype: float, c10::Half or c10::BFloat16");
+  return std::is_same<T, float>::value       ? RowsDtype::kFloat
+         : std::is_same<T, c10::Half>::value ? RowsDtype::kHalf
+                                             : RowsDtype::kBFloat16;
+}
 
 /// An input viewed as rows of `inner` elements, row r using the values of channel r % channels
 /// (per tensor: channels = 1 and inner = 0, one row of any length); or, when `period` is set,

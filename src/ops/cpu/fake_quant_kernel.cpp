@@ -116,9 +116,7 @@ bool quant_rows(const at::Tensor& x, const QuantParams& p, bool fake, bool rows,
   QuantRows a;
   a.x = x.const_data_ptr<scalar_t>();
   a.y = out.data_ptr<scalar_t>();
-  a.dtype = std::is_same<scalar_t, float>::value       ? RowsDtype::kFloat
-            : std::is_same<scalar_t, c10::Half>::value ? RowsDtype::kHalf
-                                                       : RowsDtype::kBFloat16;
+  a.dtype = rows_dtype<scalar_t>();
   a.bits = mask.defined() ? mask.data_ptr<uint8_t>() : nullptr;
   a.scale_mul = smul.const_data_ptr<float>();
   a.scale_div = sdiv.const_data_ptr<float>();
