@@ -184,8 +184,9 @@ streamed = streamed_table(cached_pairs)
 
 
 def dtype_table(pairs):
-    """The preallocated forward per tensor in three dtypes, AVX2 loop against generic loop, and
-    scaled_e4m3 against ATen's float8 cast: paired ratios to a copy of the same tensor."""
+    """The preallocated forward per tensor in three dtypes, AVX2 loop against generic loop,
+    scaled_e4m3 against ATen's float8 cast, and fake_affine_tensor_quant against upstream's ATen
+    composition: paired ratios to a copy of the same tensor."""
     lines = ["| op | threads | torchquant (× copy) | baseline (× copy) | speed-up |",
              "|---|---|---|---|---|"]
     for dtype in ("Float", "Half", "BFloat16"):
@@ -199,6 +200,14 @@ def dtype_table(pairs):
         aten = pairs[("BM_PairedE4m3/AtenFloat8Cast", t)]
         lines.append(f"| scaled_e4m3, Float (baseline: ATen's float8 cast) | {t} | {ours:.2f}× "
                      f"| {aten:.2f}× | {aten / ours:.1f}× |")
+    for dtype, mask in (("Float", ""), ("Float", "WithMask"), ("Half", ""), ("BFloat16", ""),
+                        ("Double", "")):
+        for t in ("1", "2"):
+            ours = pairs[(f"BM_PairedAffine/{dtype}_TorchQuant{mask}", t)]
+            theirs = pairs[(f"BM_PairedAffine/{dtype}_Composite{mask}", t)]
+            what = f"{dtype}, with its mask" if mask else dtype
+            lines.append(f"| fake_affine_tensor_quant, {what} (baseline: upstream's ATen ops) "
+                         f"| {t} | {ours:.2f}× | {theirs:.2f}× | {theirs / ours:.1f}× |")
     return "\n".join(lines)
 
 
@@ -452,7 +461,10 @@ and through the generic loop that runs under `TORCHQUANT_CPU_ISA=scalar` (16-bit
 one at a time in software there), each against a copy of the same tensor in its dtype
 (`BM_PairedFwdDtype`); `scaled_e4m3` (a fresh output) and ATen's cast of the scaled tensor to
 `Float8_e4m3fn` and back (which does not saturate: a baseline, not the same op) against the
-float32 copy (`BM_PairedE4m3`).
+float32 copy (`BM_PairedE4m3`); `fake_affine_tensor_quant` (a fresh output; the fused kernel of
+`src/ops/cpu/affine_kernel.cpp`, and upstream's composition of ATen ops, which it replaced on the
+CPU and which still runs on other devices; with its mask: the packed bits autograd saves, against
+upstream's `logical_and` of two comparisons) against a copy in its dtype (`BM_PairedAffine`).
 
 {dtypes}
 

@@ -147,8 +147,12 @@ TEST(AffineKernel, LayoutsAndThreadsGiveTheSameBits) {
   }
   const at::Tensor empty = torch::empty({0, 4});
   EXPECT_EQ(fake_affine_tensor_quant(empty, lo, hi, 8).sizes(), empty.sizes());
-  const at::Tensor scalar = torch::tensor(0.5f);
-  EXPECT_EQ(fake_affine_tensor_quant(scalar, lo.reshape({1}), hi.reshape({1}), 8).dim(), 0);
+  // A range of shape [1] is read as 0-d: the output keeps the input's shape and dtype (upstream's
+  // ops would broadcast a 0-d input to [1] and promote float16 to the range's float32).
+  const at::Tensor scalar = torch::tensor(0.5f).to(at::kHalf);
+  const at::Tensor y = fake_affine_tensor_quant(scalar, lo.reshape({1}), hi.reshape({1}), 8);
+  EXPECT_EQ(y.dim(), 0);
+  EXPECT_EQ(y.scalar_type(), at::kHalf);
 }
 
 TEST(AffineKernel, GradientPassesInsideTheRangeThroughAPackedMask) {
