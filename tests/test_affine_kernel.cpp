@@ -89,7 +89,7 @@ TEST(AffineKernel, EqualsTheAtenCompositionForEveryDtypePair) {
     SCOPED_TRACE("isa " + std::to_string(static_cast<int>(isa)));
     for (auto in : dtypes) {
       for (auto range : dtypes) {
-        for (int64_t nb : {2, 4, 8, 12, 16}) {
+        for (int64_t nb : {2, 4, 8, 9, 10, 12, 13, 16}) {
           for (auto [l, h] : ranges) {
             // -1000.1 / step overflows float16 at 16 bits
             // (RejectsRangesWithoutAFiniteStepAndZeroPoint).
@@ -196,9 +196,19 @@ TEST(AffineKernel, RejectsRangesWithoutAFiniteStepAndZeroPoint) {
                                  torch::tensor(-3.3).to(at::kHalf), 16);
       },
       {kFn, "the zero point -inf", "expected a positive finite step and a finite zero point"});
-  // The same ranges in float32 are fine.
-  EXPECT_EQ(fake_affine_tensor_quant(x, torch::tensor(1e-3f), torch::tensor(1.7e-3f), 16).numel(),
-            8);
+  // A float32 range far from 0 whose zero point (255128) float16 inputs cannot hold.
+  expect_error([&] { fake_affine_tensor_quant(x, torch::tensor(1000.0f), torch::tensor(1001.0f)); },
+               {kFn, "the zero point 255128", "overflows Half inputs",
+                "expected a range whose zero point the inputs' dtype holds"});
+  EXPECT_EQ(
+      fake_affine_tensor_quant(x.to(at::kFloat), torch::tensor(1000.0f), torch::tensor(1001.0f))
+          .numel(),
+      8);
+  // The same range in float32 with float32 inputs is fine.
+  EXPECT_EQ(
+      fake_affine_tensor_quant(x.to(at::kFloat), torch::tensor(1e-3f), torch::tensor(1.7e-3f), 16)
+          .numel(),
+      8);
 }
 
 TEST(AffineKernel, MetaTensorsGiveShapesWithoutValues) {

@@ -48,14 +48,18 @@ AffineParams prepare_affine_params(const char* fn, const at::Tensor& inputs,
   p.max_bound = std::ldexp(1.0, static_cast<int>(num_bits - 1)) - 1.0;
   p.step = (p.max_range - p.min_range) / (std::ldexp(1.0, static_cast<int>(num_bits)) - 1.0);
   p.quant_zero = at::round(p.min_range / p.step) - p.min_bound;
-  // In a 16-bit range dtype the step can underflow to 0 or the difference overflow to Inf; every
-  // output would then be NaN.
+  // In a 16-bit range dtype the step can underflow to 0 or the difference overflow to Inf, and in
+  // 16-bit inputs the zero point can overflow: every output would then be NaN.
   const double step = p.step.item<double>(), zero = p.quant_zero.item<double>();
   TORCH_CHECK(std::isfinite(step) && step > 0 && std::isfinite(zero), fn, ": min_range=", lo,
               " and max_range=", hi, " give the step ", step, " and the zero point ", zero, " in ",
               p.step.scalar_type(), " with num_bits=", num_bits,
               "; expected a positive finite step and a finite zero point (pass the range in a "
               "wider dtype)");
+  TORCH_CHECK(std::isfinite(p.quant_zero.to(inputs.scalar_type()).item<double>()), fn,
+              ": the zero point ", zero, " of min_range=", lo, " and max_range=", hi,
+              " with num_bits=", num_bits, " overflows ", inputs.scalar_type(),
+              " inputs; expected a range whose zero point the inputs' dtype holds");
   return p;
 }
 
