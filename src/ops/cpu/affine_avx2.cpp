@@ -72,11 +72,12 @@ TORCHQUANT_TARGET_AVX2_F16C void run_steps(const AffineSpan& a, int64_t b, int64
   if (bits != nullptr) bits[whole_end / 8] = static_cast<uint8_t>(m & ((1u << len) - 1));
 }
 
-// Rounding to T (float16: 11 significant bits, bfloat16: 8) changes no integer of magnitude up to
-// 2^bits and is monotonic, so two of the three roundings to T can be skipped for the usual
-// ranges: r - zero (an integer, or a float beyond 2^24) when both clamp bounds are within
-// +-2^bits, since a value beyond that clamps to the same bound rounded or not; q + zero (an
-// integer between lo + zero and hi + zero) when both ends are within +-2^bits.
+// Rounding to T is monotonic and changes no integer of magnitude up to kExact (2^11 for float16's
+// 11 significant bits, 2^8 for bfloat16's 8), so two of the three roundings to T can be skipped
+// for the usual ranges: that of r - zero (an integer, or a float beyond 2^24) when both clamp
+// bounds are within +-kExact, since a value beyond that clamps to the same bound rounded or not;
+// that of q + zero (an integer between lo + zero and hi + zero) when both ends are within
+// +-kExact.
 template <typename T>
 TORCHQUANT_TARGET_AVX2_F16C void run(const AffineSpan& a, int64_t b, int64_t e) {
   constexpr float kExact = std::is_same<T, c10::Half>::value ? 2048.0f : 256.0f;
