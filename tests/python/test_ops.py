@@ -58,4 +58,20 @@ try:
 except RuntimeError as e:
     assert "amax must be non-negative" in str(e), e
 
-print("python ops: 8 passed, 0 failed")
+# fake_affine_tensor_quant (the fused CPU kernel) gives the bits of upstream's Python formula in
+# float32 and float16, its gradient passes where min_range <= x <= max_range, and it traces on Meta.
+lo, hi = torch.tensor(-1.5), torch.tensor(2.5)
+for dtype in (torch.float32, torch.float16):
+    x = (torch.randn(1000) * 2).to(dtype)
+    step = (hi - lo) / 255
+    zero = torch.round(lo / step) + 128
+    want = (torch.clamp(torch.round(x / step) - zero, -128, 127) + zero) * step
+    x.requires_grad_(True)
+    got = ops.fake_affine_tensor_quant(x, lo, hi, 8)
+    assert got.dtype == dtype and torch.equal(got.detach(), want), (got, want)
+    got.backward(torch.ones(1000, dtype=dtype))
+    assert torch.equal(x.grad, ((x >= lo) & (x <= hi)).to(dtype)), x.grad
+meta = ops.fake_affine_tensor_quant(torch.empty(3, 4, device="meta"), lo.to("meta"), hi.to("meta"))
+assert meta.shape == (3, 4) and meta.device.type == "meta", meta
+
+print("python ops: 10 passed, 0 failed")
