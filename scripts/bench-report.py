@@ -685,7 +685,8 @@ sessions; A/B figures are alternating runs of the benchmark binary against the p
   1.9-2.0 -> 2.2-2.3× the copy). Earlier: storing a step's 8 codes without the left-pack
   permutation when it drops none (gaussian 7-11% faster, relu 2-50% slower), also chosen per
   512-value block (gaussian 16.3-17.4 -> 14.9-15.1 ms, relu 12.5-12.7 -> 13.4-13.7 ms);
-  16-bit sub-histograms (slower); two sub-histograms instead of four in the codes path (no
+  16-bit sub-histograms (slower; in the counting loop too, a 4 KiB histogram instead of 8 KiB:
+  14.2-14.5 -> 15.4-16.0 ms from memory, 10.5 -> 12.1 ms cached); two sub-histograms instead of four in the codes path (no
   change).
 - **Values on the range's top.** Data clamped to [-1, 1] (a third of it at |x| = top) took 50.5
   ms with 1 thread (28 with 2): each such value went through the exact division. Putting every
