@@ -31,7 +31,7 @@ TORCHQUANT_TARGET_AVX2_F16C Lanes lanes_of(const AffineScalars<float>& s) {
 // affine_loop's element (affine_kernel.cpp) on 8 lanes: nearbyint is vroundps to nearest; max(lo,
 // t) and min(hi, t) return t when t is NaN, as clamp_keep_nan. The output as floats, still to be
 // stored as T, and min_range <= x <= max_range, lane k at bit k. kRoundDiff / kRoundSum: whether
-// r - zero / q + zero need rounding to T (see round_needs).
+// r - zero / q + zero need rounding to T (see run).
 template <typename T, bool kRoundDiff, bool kRoundSum>
 TORCHQUANT_TARGET_AVX2_F16C __m256 affine_step(const Lanes& c, __m256 x, uint32_t& bits) {
   const __m256 r = _mm256_round_ps(Io<T>::in_dtype(_mm256_div_ps(x, c.step)),
